@@ -1,0 +1,1 @@
+"""The manager's ties to the outside world: the SQL store and the license service."""

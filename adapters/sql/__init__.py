@@ -1,0 +1,15 @@
+"""The seat ledger in a SQL database: SQLite embedded, PostgreSQL shared."""
+
+from adapters.sql.engine import create_store_engine, describe_url
+from adapters.sql.schema import SchemaOutdated, StoreUnreachable, check_schema, migrate
+from adapters.sql.store import SqlStore
+
+__all__ = [
+    "SchemaOutdated",
+    "SqlStore",
+    "StoreUnreachable",
+    "check_schema",
+    "create_store_engine",
+    "describe_url",
+    "migrate",
+]

@@ -1,0 +1,61 @@
+"""One engine per process, set up for the store's dialect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+# How long a SQLite writer waits for another to finish before giving up.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+# The execution option that asks SQLite for a transaction that takes the write lock at BEGIN.
+SQLITE_WRITE_OPTION = "avtor_sqlite_write"
+
+
+def create_store_engine(url: str, **options: Any) -> Engine:
+    """Create the engine for `url`: SQLite with WAL and locking writes, or PostgreSQL."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return _sqlite_engine(url, **options)
+    options.setdefault("pool_size", 5)
+    options.setdefault("max_overflow", 10)
+    options.setdefault("pool_recycle", 1800)
+    return create_engine(url, **options)
+
+
+def describe_url(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _sqlite_engine(url: str, **options: Any) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+        **options,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's own transaction handling is switched off so that BEGIN is ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        # A writer takes SQLite's write lock at BEGIN, so that two writers can never both
+        # read the seat count and then both grant the last seat.
+        immediate = connection.get_execution_options().get(SQLITE_WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

@@ -1,0 +1,125 @@
+"""The store's tables, in SQLAlchemy Core; Alembic migrations create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC instant, also on SQLite (which keeps no time zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} cannot be stored: every instant must be UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Event ids are BIGINT on PostgreSQL, but SQLite only auto-increments INTEGER PRIMARY KEY.
+EventId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# One row. Every writer locks it first, which serializes all changes to seats and
+# licenses; it also counts the seats, so that nothing has to count rows.
+installation = Table(
+    "installation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("installation_id", String(36), nullable=False),
+    Column("seats_in_use", Integer, nullable=False),
+    Column("licenses_version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+licenses = Table(
+    "licenses",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("seats", Integer, nullable=False),
+    Column("service_status", String(16), nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("customer", String(200), nullable=False),
+    Column("verified_at", UTCDateTime, nullable=True),
+    Column("latest_issued_at", UTCDateTime, nullable=True),
+    Column("last_checked_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("next_check_at", UTCDateTime, nullable=True, index=True),
+    Column("failed_checks", Integer, nullable=False),
+)
+
+seats = Table(
+    "seats",
+    metadata,
+    Column("username", String(256), primary_key=True),
+    Column("display_name", String(256), nullable=False),
+    Column("assignment", String(16), nullable=False),
+    Column("assigned_at", UTCDateTime, nullable=False),
+    Column("assigned_by", String(200), nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=True),
+    Column("request_id", String(200), nullable=True),
+    Index("ix_seats_assigned_at", "assigned_at", "username"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("subject", String(256), nullable=False),
+    Column("outcome", String(32), nullable=True),
+    Column("request_id", String(200), nullable=True, unique=True),
+    Column("seats_total_before", Integer, nullable=False),
+    Column("seats_total_after", Integer, nullable=False),
+    Column("seats_used_before", Integer, nullable=False),
+    Column("seats_used_after", Integer, nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ix_audit_events_at", "at"),
+    Index("ix_audit_events_kind_at", "kind", "at"),
+)
+
+agreement_acceptances = Table(
+    "agreement_acceptances",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version", String(32), nullable=False),
+    Column("accepted_by", String(200), nullable=False),
+    Column("accepted_at", UTCDateTime, nullable=False),
+)

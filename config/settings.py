@@ -1,0 +1,175 @@
+"""Settings read from `AVTOR_*` environment variables, checked once at start-up."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "AVTOR_"
+DEFAULT_DATA_DIR = Path("data")
+
+_DURATION = re.compile(
+    r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)?\s*$", re.I
+)
+_ISO_DURATION = re.compile(
+    r"^P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$",
+    re.I,
+)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DURATION_HELP = "a duration such as 90s, 15m, 12h, 3d or 2w (or ISO 8601 like P3D, or plain seconds)"
+
+
+class SettingsError(Exception):
+    """The environment holds a value the manager cannot start with."""
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Read a positive duration from seconds, `3d`-style text or ISO 8601 `P3D`."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        raise ValueError(f"expected {DURATION_HELP}")
+    elif isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = _duration_text_seconds(value)
+    else:
+        raise ValueError(f"expected {DURATION_HELP}")
+    if not seconds > 0:
+        raise ValueError(f"must be longer than zero: use {DURATION_HELP}")
+    return timedelta(seconds=seconds)
+
+
+def _duration_text_seconds(text: str) -> float:
+    plain = _DURATION.match(text)
+    if plain:
+        unit = (plain.group(2) or "s")[0].lower()
+        return float(plain.group(1)) * _UNIT_SECONDS[unit]
+    iso = _ISO_DURATION.match(text.strip())
+    if iso and any(iso.groupdict().values()):
+        parts = {name: float(v) for name, v in iso.groupdict().items() if v}
+        return timedelta(**parts).total_seconds()
+    raise ValueError(f"{text!r} is not {DURATION_HELP}")
+
+
+def _check_public_key(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise ValueError("expected the vendor's Ed25519 public key: 32 bytes, base64")
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(
+            "is not base64: expected the vendor's Ed25519 public key, 32 bytes in base64"
+        ) from None
+    if len(raw) != 32:
+        raise ValueError(
+            f"decodes to {len(raw)} bytes: an Ed25519 public key is 32 bytes (44 base64 characters)"
+        )
+    return value.strip()
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class Settings(BaseSettings):
+    """Everything the manager can be told through the environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR, description="Folder for the embedded SQLite store and local state."
+    )
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL of the store; default: a SQLite file in the data folder."
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis used as the queue and for decisions."
+    )
+    license_server_url: str = Field(
+        default="http://127.0.0.1:8470", description="Base URL of the vendor's license service."
+    )
+    license_server_public_key: Annotated[str | None, BeforeValidator(_check_public_key)] = Field(
+        default=None,
+        description="The vendor's Ed25519 public key (base64); when set, unsigned answers are refused.",
+    )
+    revalidate_every: Duration = Field(
+        default=timedelta(days=3), description="How often every license is re-validated."
+    )
+    grace_period: Duration = Field(
+        default=timedelta(days=14),
+        description="How long a license keeps its seats while the license service cannot confirm it.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError(
+                "must start with sqlite:/// or postgresql+psycopg:// (example: postgresql+psycopg://avtor@db/avtor)"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_scheme(cls, value: str) -> str:
+        if urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("must be a redis:// URL, for example redis://127.0.0.1:6379/0")
+        return value
+
+    @field_validator("license_server_url")
+    @classmethod
+    def _license_server_url_scheme(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL, for example https://licensing.example.com")
+        return value.rstrip("/")
+
+    @property
+    def store_url(self) -> str:
+        """The store's URL, defaulting to a SQLite file in the data folder."""
+        if self.database_url:
+            return _normalized_database_url(self.database_url)
+        return f"sqlite:///{(self.data_dir / 'avtor.sqlite3').resolve()}"
+
+
+def _normalized_database_url(url: str) -> str:
+    # psycopg (version 3) is the driver shipped with the manager.
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    return url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, or raise SettingsError naming each wrong variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        lines = [_describe(problem) for problem in error.errors()]
+        raise SettingsError("The Avtor License Manager cannot start:\n" + "\n".join(lines)) from None
+
+
+def _describe(problem: Any) -> str:
+    name = ENV_PREFIX + "_".join(str(part) for part in problem["loc"]).upper()
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    given = problem.get("input")
+    shown = "" if isinstance(given, dict) or given is None else f" (got {str(given)[:80]!r})"
+    return f"- {name}{shown}: {message}"
+
+
+@lru_cache(maxsize=1)
+def current_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

@@ -1,0 +1,42 @@
+"""The audit log: what changed the seat ledger, who did it, when, and the counts around it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    """What happened."""
+
+    AGREEMENT_ACCEPTED = "agreement_accepted"
+    LICENSE_ADDED = "license_added"
+    LICENSE_REFRESHED = "license_refreshed"
+    LICENSE_REMOVED = "license_removed"
+    USER_ADDED = "user_added"
+    USER_REMOVED = "user_removed"
+    SEAT_GRANTED = "seat_granted"
+    SEAT_REFUSED = "seat_refused"
+
+
+# The actor of automatic enrolments: the CMS, on an editor's first start.
+EDITOR_START = "editor-start"
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One entry of the audit log."""
+
+    kind: EventKind
+    at: datetime
+    actor: str
+    subject: str
+    seats_total_before: int
+    seats_total_after: int
+    seats_used_before: int
+    seats_used_after: int
+    outcome: str | None = None
+    request_id: str | None = None
+    detail: str = ""
+    id: int | None = None

@@ -1,0 +1,161 @@
+"""Avtor license keys and what each grants at a given instant.
+
+The rules follow the table at the end of the license service contract: only an
+active, unexpired, verified license grants seats; a license whose service cannot
+be reached keeps what it last granted for a grace period; a clock that goes
+backwards never extends a license.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from domain.moments import require_utc
+
+MAX_KEY_LENGTH = 128
+
+
+class LicenseStatus(StrEnum):
+    """How a license stands, as the administrator's screen shows it."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    SUSPENDED = "suspended"
+    REVOKED = "revoked"
+    UNVERIFIED = "unverified"
+
+
+# What the license service may answer in `license.status`.
+SERVICE_STATUSES = frozenset({"active", "expired", "suspended", "revoked"})
+
+
+class InvalidLicenseKey(ValueError):
+    """A license key that cannot be sent to the license service at all."""
+
+
+def canonical_license_key(raw: object) -> str:
+    """Return the key trimmed and in upper case, the form the service knows."""
+    if not isinstance(raw, str):
+        raise InvalidLicenseKey("The license key is missing: type the key as the vendor sent it.")
+    key = raw.strip().upper()
+    if not key:
+        raise InvalidLicenseKey("The license key is empty: type the key as the vendor sent it.")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidLicenseKey(
+            f"The license key is {len(key)} characters long; keys have at most {MAX_KEY_LENGTH}: "
+            "check that you pasted only the key."
+        )
+    if not all(
+        character.isascii() and character.isprintable() and not character.isspace() for character in key
+    ):
+        raise InvalidLicenseKey(
+            "The license key contains spaces or characters that are not letters, digits or dashes: "
+            "check that you pasted only the key."
+        )
+    return key
+
+
+def masked_key(key: str) -> str:
+    """The key with all but its last four characters hidden, for logs and screens."""
+    return "…" + key[-4:] if len(key) > 4 else "…"
+
+
+@dataclass(frozen=True)
+class ServiceAnswer:
+    """A verified 200 answer of the license service about one key."""
+
+    key: str
+    status: str
+    seats: int
+    expires_at: datetime | None
+    issued_at: datetime
+    customer: str = ""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a license grants at one instant, and why."""
+
+    seats: int
+    status: LicenseStatus
+
+
+@dataclass
+class License:
+    """A key the administrator added, with what the license service last said of it."""
+
+    key: str
+    added_at: datetime
+    seats: int = 0
+    service_status: str | None = None  # None: no verified answer stands
+    expires_at: datetime | None = None
+    customer: str = ""
+    verified_at: datetime | None = None
+    latest_issued_at: datetime | None = None
+    last_checked_at: datetime | None = None
+    last_error: str | None = None
+    next_check_at: datetime | None = None
+    failed_checks: int = 0
+
+    def grant_at(self, now: datetime, grace_period: timedelta) -> Grant:
+        """What this license grants at `now`, with its status."""
+        if self.verified_at is None or self.service_status is None:
+            return Grant(0, LicenseStatus.UNVERIFIED)
+        if self.service_status != LicenseStatus.ACTIVE:
+            return Grant(0, LicenseStatus(self.service_status))
+        clock = self.trusted_now(now)
+        if self.expires_at is not None and clock >= self.expires_at:
+            return Grant(0, LicenseStatus.EXPIRED)
+        if clock - self.verified_at > grace_period:
+            return Grant(0, LicenseStatus.UNVERIFIED)
+        return Grant(self.seats, LicenseStatus.ACTIVE)
+
+    def trusted_now(self, now: datetime) -> datetime:
+        """`now`, but never earlier than an instant this license has already seen."""
+        seen = [moment for moment in (self.latest_issued_at, self.verified_at) if moment is not None]
+        return max([require_utc(now), *seen])
+
+    def record_answer(self, answer: ServiceAnswer, now: datetime) -> bool:
+        """Take a verified answer; refuse (False) one older than an answer already seen."""
+        if self.latest_issued_at is not None and answer.issued_at < self.latest_issued_at:
+            self.record_failure(
+                "The license service sent an answer older than one already received; it was ignored.", now
+            )
+            return False
+        self.seats = answer.seats
+        self.service_status = answer.status
+        self.expires_at = answer.expires_at
+        self.customer = answer.customer
+        self.verified_at = max(require_utc(now), self.verified_at or now)
+        self.latest_issued_at = answer.issued_at
+        self.last_checked_at = now
+        self.last_error = None
+        self.failed_checks = 0
+        return True
+
+    def record_rejection(self, message: str, now: datetime) -> None:
+        """The service does not know the key any more: it grants nothing from now on."""
+        self.service_status = None
+        self.verified_at = None
+        self.seats = 0
+        self.last_checked_at = now
+        self.last_error = message
+        self.failed_checks = 0
+
+    def record_failure(self, reason: str, now: datetime) -> None:
+        """The service could not confirm the key; what was verified last still stands."""
+        self.last_checked_at = now
+        self.last_error = reason
+        self.failed_checks += 1
+
+    def copy(self) -> License:
+        """An independent copy, for comparing before and after."""
+        return replace(self)
+
+
+def seats_licensed(licenses: Iterable[License], now: datetime, grace_period: timedelta) -> int:
+    """The seats all licenses grant together at `now`."""
+    return sum(license.grant_at(now, grace_period).seats for license in licenses)

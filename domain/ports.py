@@ -1,0 +1,173 @@
+"""What the use cases need from the outside world, as small Protocols.
+
+The SQL store in `adapters.sql` implements them for real; `tests.fakes` in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from domain.agreement import Acceptance
+from domain.events import AuditEvent, EventKind
+from domain.licenses import License, ServiceAnswer
+from domain.seats import Seat
+
+
+class Licenses(Protocol):
+    """The license keys the administrator added."""
+
+    def list(self) -> list[License]: ...
+
+    def get(self, key: str) -> License | None: ...
+
+    def add(self, license: License) -> None: ...
+
+    def save(self, license: License) -> None: ...
+
+    def remove(self, key: str) -> None: ...
+
+
+class Seats(Protocol):
+    """The users who hold seats."""
+
+    def count(self) -> int: ...
+
+    def holders(self, usernames: Collection[str]) -> dict[str, Seat]: ...
+
+    def add(self, seats: Sequence[Seat]) -> None: ...
+
+    def remove(self, username: str) -> None: ...
+
+    def list(self, limit: int | None = None, offset: int = 0) -> list[Seat]: ...
+
+
+class Events(Protocol):
+    """The audit log."""
+
+    def record(self, events: Sequence[AuditEvent]) -> None: ...
+
+    def for_requests(self, request_ids: Collection[str]) -> dict[str, AuditEvent]: ...
+
+    def list(
+        self,
+        kinds: Collection[EventKind] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]: ...
+
+
+class Agreements(Protocol):
+    """Acceptances of the license agreement."""
+
+    def latest(self) -> Acceptance | None: ...
+
+    def record(self, acceptance: Acceptance) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over the seat ledger.
+
+    A writing unit of work holds the ledger's lock from start to end, so that
+    counting seats, granting one and committing cannot interleave with another
+    writer. Nothing is kept unless `commit` is called.
+    """
+
+    @property
+    def licenses(self) -> Licenses: ...
+
+    @property
+    def seats(self) -> Seats: ...
+
+    @property
+    def events(self) -> Events: ...
+
+    @property
+    def agreements(self) -> Agreements: ...
+
+    @property
+    def installation_id(self) -> str: ...
+
+    def commit(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class SeatGlance:
+    """What the cheap path needs to know of one seat holder."""
+
+    last_seen_at: datetime | None
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class Glance:
+    """A consistent look at the ledger without taking its lock."""
+
+    seats_in_use: int
+    licenses: Sequence[License]
+    holders: dict[str, SeatGlance] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """The shared seat ledger."""
+
+    def writing(self) -> UnitOfWork:
+        """A unit of work that holds the ledger's lock."""
+        ...
+
+    def reading(self) -> UnitOfWork:
+        """A read-only unit of work on a consistent snapshot; never blocks writers."""
+        ...
+
+    def glance(self, usernames: Collection[str]) -> Glance:
+        """Seats in use, the licenses and which of `usernames` hold seats, in one cheap read."""
+        ...
+
+    def touch_seats(self, usernames: Collection[str], seen_at: datetime) -> None:
+        """Record that these seat holders started Avtor at `seen_at` (no lock needed)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The license service answered about the key, and the answer is genuine."""
+
+    answer: ServiceAnswer
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The license service explicitly refused the key (unknown key, malformed request)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Unverifiable:
+    """No trustworthy answer: the service was unreachable, failed, or sent a bad signature."""
+
+    reason: str
+
+
+ValidationResult = Verified | Rejected | Unverifiable
+
+
+class LicenseService(Protocol):
+    """The vendor's license service."""
+
+    def validate(self, key: str, installation_id: str, seats_in_use: int) -> ValidationResult:
+        """Ask the service what `key` grants."""
+        ...

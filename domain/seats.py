@@ -1,0 +1,36 @@
+"""Named-user seats: one per normalized user name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+# Recording "last seen" on every editor start would turn the most frequent message
+# into a write; once an hour is precise enough for the administrator's list.
+LAST_SEEN_PRECISION = timedelta(hours=1)
+
+
+class Assignment(StrEnum):
+    """How a user came to hold a seat."""
+
+    MANUAL = "manual"
+    AUTOMATIC = "automatic"
+
+
+@dataclass(frozen=True)
+class Seat:
+    """A user who holds a seat."""
+
+    username: str
+    display_name: str
+    assignment: Assignment
+    assigned_at: datetime
+    assigned_by: str
+    last_seen_at: datetime | None = None
+    request_id: str | None = None
+
+
+def worth_recording_start(last_seen_at: datetime | None, now: datetime) -> bool:
+    """Whether a start at `now` should be written down as the user's last one."""
+    return last_seen_at is None or now - last_seen_at >= LAST_SEEN_PRECISION

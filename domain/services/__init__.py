@@ -1,0 +1,1 @@
+"""Use cases: small handlers over the ports of `domain.ports`, one transaction each."""

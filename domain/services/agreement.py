@@ -1,0 +1,39 @@
+"""Accepting the license agreement."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from domain.agreement import AGREEMENT_VERSION, Acceptance, AgreementNotAccepted
+from domain.events import EventKind
+from domain.ports import Store, UnitOfWork
+from domain.refusals import Refused
+from domain.services.ledger import count_seats
+
+MAX_NAME_LENGTH = 200
+
+
+def accept_agreement(accepted_by: str, store: Store, now: datetime, grace_period: timedelta) -> Acceptance:
+    """Record that `accepted_by` accepted the agreement in force; repeated acceptance is kept as is."""
+    name = accepted_by.strip() if isinstance(accepted_by, str) else ""
+    if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
+        raise Refused("Say who accepts the license agreement: a name of 1 to 200 printable characters.")
+    with store.writing() as uow:
+        latest = uow.agreements.latest()
+        if latest is not None and latest.is_current:
+            return latest
+        acceptance = Acceptance(AGREEMENT_VERSION, name, now)
+        uow.agreements.record(acceptance)
+        counts = count_seats(uow, now, grace_period)
+        uow.events.record(
+            [counts.event(EventKind.AGREEMENT_ACCEPTED, now, name, f"agreement {AGREEMENT_VERSION}")]
+        )
+        uow.commit()
+    return acceptance
+
+
+def require_agreement(uow: UnitOfWork) -> None:
+    """Refuse to go on unless the agreement in force has been accepted."""
+    latest = uow.agreements.latest()
+    if latest is None or not latest.is_current:
+        raise AgreementNotAccepted()

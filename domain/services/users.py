@@ -1,0 +1,68 @@
+"""The administrator gives seats to users and takes them back."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from domain.events import EventKind
+from domain.ports import Store
+from domain.refusals import Refused
+from domain.seats import Assignment, Seat
+from domain.services.agreement import require_agreement
+from domain.services.ledger import SeatCounts, count_seats
+from domain.usernames import InvalidUsername, display_username, normalize_username
+
+
+def add_user(
+    raw_name: str, added_by: str, store: Store, now: datetime, grace_period: timedelta
+) -> SeatCounts:
+    """Give `raw_name` a seat, if one is free; return the counts afterwards."""
+    username = _read_name(raw_name)
+    with store.writing() as uow:
+        require_agreement(uow)
+        before = count_seats(uow, now, grace_period)
+        if uow.seats.holders([username]):
+            raise Refused(f"{username} already holds a seat: nothing was changed.")
+        if before.free == 0:
+            raise Refused(
+                f"No seat is free for {username}: {before.in_use} of {before.licensed} seats are in use. "
+                "Add a license or remove a user first."
+            )
+        uow.seats.add(
+            [
+                Seat(
+                    username=username,
+                    display_name=display_username(raw_name),
+                    assignment=Assignment.MANUAL,
+                    assigned_at=now,
+                    assigned_by=added_by,
+                )
+            ]
+        )
+        after = SeatCounts(before.licensed, before.in_use + 1)
+        uow.events.record([before.event(EventKind.USER_ADDED, now, added_by, username, after)])
+        uow.commit()
+    return after
+
+
+def remove_user(
+    raw_name: str, removed_by: str, store: Store, now: datetime, grace_period: timedelta
+) -> SeatCounts:
+    """Take `raw_name`'s seat back; return the counts afterwards."""
+    username = _read_name(raw_name)
+    with store.writing() as uow:
+        if not uow.seats.holders([username]):
+            raise Refused(f"{username} holds no seat: check the name in the list of users.")
+        before = count_seats(uow, now, grace_period)
+        uow.seats.remove(username)
+        after = SeatCounts(before.licensed, before.in_use - 1)
+        uow.events.record([before.event(EventKind.USER_REMOVED, now, removed_by, username, after)])
+        uow.commit()
+    return after
+
+
+def _read_name(raw_name: object) -> str:
+    try:
+        return normalize_username(raw_name)
+    except InvalidUsername as error:
+        raise Refused(f"That user name cannot be used: {error}") from None

@@ -1,0 +1,70 @@
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from config.settings import SettingsError, load_settings, parse_duration
+
+
+def test_defaults_are_sane(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AVTOR_DATABASE_URL", "AVTOR_REVALIDATE_EVERY", "AVTOR_GRACE_PERIOD", "AVTOR_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert settings.revalidate_every == timedelta(days=3)
+    assert settings.grace_period == timedelta(days=14)
+    assert settings.store_url == f"sqlite:///{Path('data/avtor.sqlite3').resolve()}"
+
+
+def test_settings_come_from_avtor_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AVTOR_REVALIDATE_EVERY", "12h")
+    monkeypatch.setenv("AVTOR_GRACE_PERIOD", "P7D")
+    monkeypatch.setenv("AVTOR_DATABASE_URL", "postgresql://avtor@db/avtor")
+    settings = load_settings()
+    assert settings.revalidate_every == timedelta(hours=12)
+    assert settings.grace_period == timedelta(days=7)
+    assert settings.store_url == "postgresql+psycopg://avtor@db/avtor"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("AVTOR_REVALIDATE_EVERY", "soon", "AVTOR_REVALIDATE_EVERY (got 'soon'): 'soon' is not a duration"),
+        ("AVTOR_GRACE_PERIOD", "0", "AVTOR_GRACE_PERIOD (got '0'): must be longer than zero"),
+        ("AVTOR_REDIS_URL", "http://x", "AVTOR_REDIS_URL (got 'http://x'): must be a redis:// URL"),
+        ("AVTOR_DATABASE_URL", "mysql://x", "AVTOR_DATABASE_URL (got 'mysql://x'): must start with sqlite"),
+        (
+            "AVTOR_LICENSE_SERVER_URL",
+            "licensing",
+            "AVTOR_LICENSE_SERVER_URL (got 'licensing'): must be an http",
+        ),
+        (
+            "AVTOR_LICENSE_SERVER_PUBLIC_KEY",
+            "abc",
+            "AVTOR_LICENSE_SERVER_PUBLIC_KEY (got 'abc'): is not base64",
+        ),
+        ("AVTOR_LICENSE_SERVER_PUBLIC_KEY", "YWJj", "decodes to 3 bytes"),
+    ],
+)
+def test_a_wrong_value_names_the_variable_and_what_it_accepts(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert says in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90", 90),
+        ("90s", 90),
+        ("15m", 900),
+        ("12 hours", 43200),
+        ("3d", 259200),
+        ("2w", 1209600),
+        ("PT1H30M", 5400),
+    ],
+)
+def test_durations(text: str, expected: int) -> None:
+    assert parse_duration(text) == timedelta(seconds=expected)
