@@ -111,6 +111,13 @@ class Settings(BaseSettings):
         default=timedelta(days=14),
         description="How long a license keeps its seats while the license service cannot confirm it.",
     )
+    visibility_timeout: Duration = Field(
+        default=timedelta(minutes=5),
+        description="How long an unacknowledged message waits before another worker gets it back.",
+    )
+    result_expires: Duration = Field(
+        default=timedelta(hours=1), description="How long a decision stays readable in Redis."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -72,6 +72,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter is not None else []
-    if skipped:
+    if skipped and reporter is not None:
         reporter.write_line(f"CI: {len(skipped)} test(s) were skipped; every test must run.", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

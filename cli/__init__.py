@@ -1,0 +1,1 @@
+"""`avtorlm`, the administrator's command line."""

@@ -1,0 +1,71 @@
+"""What every worker process needs, made once per process: settings, store, license service."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from datetime import datetime
+from typing import Any
+
+from celery import signals
+
+from adapters.sql import SchemaOutdated, SqlStore, StoreUnreachable, check_schema, create_store_engine
+from config import Settings, current_settings
+from domain.moments import utc_now
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_store: SqlStore | None = None
+
+
+def settings() -> Settings:
+    """The process's settings."""
+    return current_settings()
+
+
+def store() -> SqlStore:
+    """The process's store: one engine and pool, made on first use after the fork."""
+    global _store
+    if _store is None:
+        with _lock:
+            if _store is None:
+                _store = SqlStore(create_store_engine(settings().store_url))
+    return _store
+
+
+def now() -> datetime:
+    """The current instant, in UTC."""
+    return utc_now()
+
+
+def check_store() -> None:
+    """Stop the process with a clear message if the store cannot be used."""
+    engine = create_store_engine(settings().store_url)
+    try:
+        check_schema(engine)
+    except (SchemaOutdated, StoreUnreachable) as error:
+        log.critical("%s", error)
+        sys.exit(f"The Avtor License Manager cannot start: {error}")
+    finally:
+        engine.dispose()
+
+
+@signals.worker_init.connect
+def _check_store_before_the_worker_starts(**_: Any) -> None:
+    check_store()
+
+
+@signals.beat_init.connect
+def _check_store_before_beat_starts(**_: Any) -> None:
+    check_store()
+
+
+@signals.worker_process_init.connect
+def _forget_the_parents_connections(**_: Any) -> None:
+    # A forked pool process must never use the connections of its parent.
+    global _store
+    if _store is not None:
+        _store.engine.dispose(close=False)
+    _store = None
