@@ -60,7 +60,19 @@ def celery_configuration(settings: Settings) -> dict[str, object]:
             # Look for such messages every few seconds rather than every minute.
             "unacked_restore_interval": min(10.0, max(1.0, visibility_timeout / 4)),
         },
-        "result_backend_transport_options": {"retry_policy": {"timeout": 5.0}},
+        # A decision whose storing fails while Redis restarts is stored once Redis is back
+        # (about a minute of retries) rather than lost; the task is idempotent meanwhile.
+        "result_backend_transport_options": {
+            "retry_policy": {
+                "max_retries": 60,
+                "interval_start": 0.1,
+                "interval_step": 0.5,
+                "interval_max": 1.0,
+            }
+        },
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 60,
+        "result_backend_max_sleep_between_retries_ms": 1000,
         # Millisecond tasks: a few messages in hand per process keep the pool busy without
         # hoarding messages another worker could take.
         "worker_prefetch_multiplier": 4,

@@ -33,8 +33,40 @@ class _RememberingRedis(redis.Redis):
         return reply
 
 
+class GuardedQoS(kombu_redis.QoS):
+    """Unacknowledged messages put back on close, or left for the visibility timeout if Redis is gone."""
+
+    def restore_unacked(self, client: Any = None) -> Any:
+        try:
+            return super().restore_unacked(client)
+        except self.channel.connection_errors as error:
+            # While a lost connection is being closed, kombu may no longer be able to reach
+            # Redis; the messages are still in Redis's unacked set and come back after the
+            # visibility timeout, so the worker goes on and reconnects instead of stopping.
+            log.warning(
+                "Could not put back %d unacknowledged message(s) now (%r); they return after the "
+                "visibility timeout.",
+                len(self._delivered),
+                error,
+            )
+            self._delivered.clear()
+            return None
+
+
 class GuardedChannel(kombu_redis.Channel):
     """A Redis channel that sets aside items it cannot turn into messages."""
+
+    QoS = GuardedQoS
+
+    def _get_pool(self, asynchronous: bool = False) -> Any:
+        # After a lost connection is closed, late acknowledgements and restores still reach
+        # this channel; kombu then fails with AttributeError, which stops the worker. As a
+        # connection error it is logged, the message stays unacknowledged in Redis (so it
+        # returns after the visibility timeout), and the worker reconnects.
+        transport = self.connection
+        if transport is None or getattr(transport, "client", None) is None:
+            raise redis.ConnectionError("the connection to Redis was closed; reconnecting")
+        return super()._get_pool(asynchronous)
 
     def _get_client(self) -> Any:
         client = super()._get_client()
