@@ -20,6 +20,7 @@ from vine import promise
 
 from domain.enrolment import InvalidEnrolment
 from worker.dead_letters import record_dead_letter
+from worker.transport import network_errors
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,8 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
 
     def create_task_handler(self, promise: Any = promise) -> Callable[[Any], Any]:
         handle = super().create_task_handler(promise)
-        connection_errors = tuple(self.connection_errors or ())
+        # kombu counts KeyError as a connection error; here it means a malformed message.
+        connection_errors = network_errors(tuple(self.connection_errors or ()))
 
         def on_task_received(message: Any) -> Any:
             try:

@@ -65,18 +65,53 @@ class GuardedTask(Task):  # type: ignore[misc]
 
 
 class GuardedRequest(Request):  # type: ignore[misc]
-    """A task request whose body must have the shape of Celery's protocol 2."""
+    """A task request whose headers and body must have the types Celery relies on.
+
+    Celery trusts them: a `stamped_headers` that is a number, for one, stops the
+    worker when the task is about to run. Checked here, a wrong message becomes
+    an InvalidTaskError, which the consumer answers and keeps.
+    """
 
     def __init__(self, message: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(message, *args, **kwargs)
+        check_headers(self._request_dict)
         check_body_shape(self._args, self._kwargs, _embed_of(message, kwargs))
-        timelimit = self._request_dict.get("timelimit")
-        if timelimit is not None and not (
-            isinstance(timelimit, list | tuple)
-            and len(timelimit) == 2
-            and all(limit is None or _is_number(limit) for limit in timelimit)
-        ):
-            raise InvalidTaskError(f"timelimit must be [soft, hard] seconds or null, not {timelimit!r}")
+        # Whether a result is stored is the task's decision, not the message's: a decision
+        # is the contract's answer and is stored whatever the message asks.
+        self._ignore_result = self._task.ignore_result
+        self._request_dict["ignore_result"] = self._task.ignore_result
+
+
+_TEXT_HEADERS = ("shadow", "root_id", "parent_id", "group", "argsrepr", "kwargsrepr", "origin", "lang")
+_COUNT_HEADERS = ("retries", "group_index", "replaced_task_nesting")
+MAX_RETRIES_HEADER = 1000
+
+
+def check_headers(headers: dict[str, Any]) -> None:
+    """Refuse headers of a type Celery does not expect."""
+    for name in _TEXT_HEADERS:
+        if headers.get(name) is not None and not isinstance(headers[name], str):
+            raise InvalidTaskError(f"the {name} header must be a string or null")
+    for name in _COUNT_HEADERS:
+        value = headers.get(name)
+        if value is not None and not (_is_whole(value) and 0 <= value <= MAX_RETRIES_HEADER):
+            raise InvalidTaskError(
+                f"the {name} header must be a whole number from 0 to {MAX_RETRIES_HEADER} or null"
+            )
+    stamped = headers.get("stamped_headers")
+    if stamped is not None and not (
+        isinstance(stamped, list) and all(isinstance(name, str) for name in stamped)
+    ):
+        raise InvalidTaskError("the stamped_headers header must be a list of strings or null")
+    if headers.get("stamps") is not None and not isinstance(headers["stamps"], dict):
+        raise InvalidTaskError("the stamps header must be an object or null")
+    timelimit = headers.get("timelimit")
+    if timelimit is not None and not (
+        isinstance(timelimit, list | tuple)
+        and len(timelimit) == 2
+        and all(limit is None or _is_number(limit) for limit in timelimit)
+    ):
+        raise InvalidTaskError(f"timelimit must be [soft, hard] seconds or null, not {timelimit!r}")
 
 
 def check_body_shape(args: Any, kwargs: Any, embed: Any) -> None:
@@ -103,6 +138,10 @@ def _embed_of(message: Any, options: dict[str, Any]) -> Any:
     if not isinstance(body, list | tuple) or len(body) != 3:
         raise InvalidTaskError("the body must be a JSON array [args, kwargs, embed]")
     return body[2]
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:

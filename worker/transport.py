@@ -1,9 +1,10 @@
 """kombu's Redis transport, made to survive whatever a host pushes onto a queue.
 
-kombu parses each item it pops before Celery sees it; an item that is not a
+kombu parses each item it pops before Celery sees it. An item that is not a
 message envelope (not JSON, or JSON of the wrong shape) raises inside the
-worker's event loop and stops the worker. This transport keeps such an item in
-the dead-letter list and goes on with the next one.
+worker's event loop: either the worker stops, or (for a KeyError, which kombu
+counts as a connection error) it reconnects and the item is silently gone. This
+transport keeps such items in the dead-letter list and goes on with the next.
 """
 
 from __future__ import annotations
@@ -19,6 +20,39 @@ from kombu.utils.encoding import bytes_to_str
 from worker.dead_letters import record_dead_letter
 
 log = logging.getLogger(__name__)
+
+
+def network_errors(connection_errors: tuple[type[BaseException], ...]) -> tuple[type[BaseException], ...]:
+    """The errors that really mean a lost connection: kombu's list without KeyError."""
+    return tuple(error for error in connection_errors if error is not KeyError)
+
+
+def envelope_problem(item: Any) -> str | None:
+    """Why `item` cannot be a kombu message envelope, or None if it can."""
+    if not isinstance(item, dict):
+        return f"the item is a JSON {type(item).__name__}, not an object"
+    properties = item.get("properties")
+    if not isinstance(properties, dict):
+        return "the item has no 'properties' object"
+    tag = properties.get("delivery_tag")
+    if not isinstance(tag, str | int) or isinstance(tag, bool):
+        return "the item's properties have no delivery_tag"
+    if properties.get("body_encoding") not in (None, "base64"):
+        return "the item's properties.body_encoding must be base64"
+    priority = properties.get("priority")
+    if priority is not None and (
+        not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= 255
+    ):
+        return "the item's properties.priority must be a whole number from 0 to 255"
+    delivery_info = properties.get("delivery_info")
+    if not isinstance(delivery_info, dict) or not all(
+        isinstance(delivery_info.get(name), str) for name in ("exchange", "routing_key")
+    ):
+        return "the item's properties.delivery_info must name an exchange and a routing_key"
+    for name, kinds in (("headers", dict), ("content-type", str), ("content-encoding", str), ("body", str)):
+        if item.get(name) is not None and not isinstance(item[name], kinds):
+            return f"the item's {name} has the wrong type"
+    return None
 
 
 class _RememberingRedis(redis.Redis):
@@ -58,6 +92,10 @@ class GuardedChannel(kombu_redis.Channel):
 
     QoS = GuardedQoS
 
+    def _get_client(self) -> Any:
+        client = super()._get_client()
+        return _RememberingRedis if client is redis.Redis else client
+
     def _get_pool(self, asynchronous: bool = False) -> Any:
         # After a lost connection is closed, late acknowledgements and restores still reach
         # this channel; kombu then fails with AttributeError, which stops the worker. As a
@@ -68,35 +106,49 @@ class GuardedChannel(kombu_redis.Channel):
             raise redis.ConnectionError("the connection to Redis was closed; reconnecting")
         return super()._get_pool(asynchronous)
 
-    def _get_client(self) -> Any:
-        client = super()._get_client()
-        return _RememberingRedis if client is redis.Redis else client
-
     def _brpop_read(self, **options: Any) -> Any:
         client = self.client
         if isinstance(client, _RememberingRedis):
             client.last_popped = None
         try:
             return super()._brpop_read(**options)
-        except (Empty, *self.connection_errors):
+        except Empty:
+            raise
+        except network_errors(self.connection_errors):
             raise
         except Exception as error:
             popped = getattr(client, "last_popped", None)
             queue, item = popped if isinstance(popped, list | tuple) and len(popped) == 2 else (None, None)
             log.exception("An item on queue %s is not a message; it is kept and skipped.", queue)
-            with self.conn_or_acquire() as side_client:
-                record_dead_letter(
-                    side_client,
-                    f"not a message envelope: {error!r}",
-                    message={"queue": None if queue is None else bytes_to_str(queue), "item": _text(item)},
-                )
+            self.keep(f"not a message envelope: {error!r}", queue, item)
             return True
+
+    def keep(self, reason: str, queue: Any, item: Any) -> None:
+        """Put an item that is not a message in the dead-letter list."""
+        with self.conn_or_acquire() as side_client:
+            record_dead_letter(
+                side_client,
+                reason,
+                message={"queue": None if queue is None else bytes_to_str(queue), "item": _text(item)},
+            )
 
 
 class GuardedTransport(kombu_redis.Transport):
-    """The Redis transport with guarded channels."""
+    """The Redis transport with guarded channels: every popped item is delivered or kept."""
 
     Channel = GuardedChannel
+
+    def _deliver(self, message: Any, queue: Any) -> Any:
+        problem = envelope_problem(message)
+        if problem is None:
+            return super()._deliver(message, queue)
+        # Raising here would make the channel keep the raw item; raise something that is
+        # not a connection error so that it is kept rather than taken for a lost connection.
+        raise MalformedEnvelope(problem)
+
+
+class MalformedEnvelope(ValueError):
+    """An item popped from a queue that is JSON but not a message envelope."""
 
 
 def _text(item: Any) -> str | None:
