@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,22 @@ GARBAGE = b"<html><body><h1>502 Bad Gateway</h1><p>The proxy could not reach the
 
 class BadRequest(Exception):
     """A request the server answers with 400 and this message."""
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """An answer to a validation, before it is sent."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+    label: int | str | None = None
+
+    @classmethod
+    def json(cls, status: int, document: object, headers: dict[str, str] | None = None) -> _Reply:
+        body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+        return cls(status, body, "application/json; charset=utf-8", headers or {}, status)
 
 
 class LicenseServerState:
@@ -184,21 +201,23 @@ class LicenseRequestHandler(BaseHTTPRequestHandler):
         )
         if faults.delay_seconds:
             time.sleep(faults.delay_seconds)
-        entry["answer"] = self._answer_validation(key, faults)
-        self.state.record_validation(entry)
+        reply = self._answer_validation(key, faults)
+        # Logged before it is sent, so whoever got the answer also finds it in the log.
+        self.state.record_validation({**entry, "answer": reply.label})
+        self._send(reply.status, reply.body, reply.content_type, reply.headers)
 
-    def _answer_validation(self, key: str, faults: Faults) -> int | str:
+    def _answer_validation(self, key: str, faults: Faults) -> _Reply:
         if faults.fail_with is not None:
             headers = {} if faults.retry_after is None else {"Retry-After": str(faults.retry_after)}
-            self._send_error(faults.fail_with, "unavailable", _failure_message(faults.fail_with), headers)
-            return faults.fail_with
+            error = {"error": "unavailable", "message": _failure_message(faults.fail_with)}
+            return _Reply.json(faults.fail_with, error, headers)
         if faults.garbage:
-            self._send(200, GARBAGE, "text/html")
-            return "garbage"
+            return _Reply(200, GARBAGE, "text/html", label="garbage")
         record = self.state.key(key)
         if record is None:
-            self._send_error(404, "unknown_license", "No license with this key exists.")
-            return 404
+            return _Reply.json(
+                404, {"error": "unknown_license", "message": "No license with this key exists."}
+            )
         license = {
             "key": record.key,
             "status": record.status,
@@ -213,8 +232,7 @@ class LicenseRequestHandler(BaseHTTPRequestHandler):
             body["signature"] = self.state.signer.sign({**license, "seats": record.seats + 1000})
         elif faults.signature != "missing":
             body["signature"] = self.state.signer.sign(license)
-        self._send_json(200, body)
-        return 200
+        return _Reply.json(200, body)
 
     # --- the switches -------------------------------------------------------------------------
 
@@ -276,8 +294,8 @@ class LicenseRequestHandler(BaseHTTPRequestHandler):
         self._send_json(status, {"error": error, "message": message}, headers)
 
     def _send_json(self, status: int, document: object, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(document, ensure_ascii=False).encode("utf-8")
-        self._send(status, body, "application/json; charset=utf-8", headers)
+        reply = _Reply.json(status, document, headers)
+        self._send(reply.status, reply.body, reply.content_type, reply.headers)
 
     def _send(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None

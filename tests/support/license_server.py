@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,16 @@ class LicenseServerProcess:
             arguments += ["--key-pair", str(self.key_pair)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(arguments, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_for_port(self.port)
-        except TimeoutError:
-            raise RuntimeError(f"the license server did not start:\n{self.log()}") from None
-        return self
+        deadline = time.monotonic() + 20
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the license server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                wait_for_port(self.port, timeout=0.2)
+                return self
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the license server did not start:\n{self.log()}") from None
 
     def stop(self) -> None:
         """Stop the server (it can be started again on the same port)."""
@@ -128,5 +134,6 @@ def license_server(
 
 def key_entry(key: str, seats: int, status: str = "active", **fields: Any) -> dict[str, Any]:
     """One key of a keys file; `expires_at` (RFC 3339 or None) or `expires_in_days` among `fields`."""
-    fields.setdefault("expires_in_days", 365)
+    if "expires_at" not in fields:
+        fields.setdefault("expires_in_days", 365)
     return {"key": key, "seats": seats, "status": status, "customer": "Example Corp", **fields}
