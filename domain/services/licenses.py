@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from domain.events import EventKind
 from domain.licenses import InvalidLicenseKey, License, LicenseStatus, canonical_license_key, masked_key
+from domain.moments import format_instant
 from domain.ports import LicenseService, Rejected, Store, Unverifiable, ValidationResult, Verified
 from domain.refusals import Refused
 from domain.services.agreement import require_agreement
@@ -101,6 +102,13 @@ def remove_license(
         uow.events.record([before.event(EventKind.LICENSE_REMOVED, now, removed_by, masked_key(key), after)])
         uow.commit()
     return LicenseView.of(license, now, grace_period)
+
+
+def seats_until(seats: int, expires_at: datetime | None) -> str:
+    """What a license grants in words: "25 seats until 2027-06-30T23:59:59Z" or "3 seats with no expiry"."""
+    return f"{seats} seats " + (
+        "with no expiry" if expires_at is None else f"until {format_instant(expires_at)}"
+    )
 
 
 def read_key(raw_key: object) -> str:

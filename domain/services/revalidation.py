@@ -20,7 +20,7 @@ from domain.moments import format_instant
 from domain.ports import LicenseService, Rejected, Store, Unverifiable, ValidationResult, Verified
 from domain.refusals import Refused
 from domain.services.ledger import count_seats
-from domain.services.licenses import LicenseView, read_key
+from domain.services.licenses import LicenseView, read_key, seats_until
 
 # The actor of scheduled re-validations in the audit log.
 SCHEDULE = "schedule"
@@ -226,12 +226,7 @@ def describe_check(license: License, result: ValidationResult, now: datetime, gr
         return f"{name} was refused by the license service ({result.message}): it grants no seats. Remove it."
     if license.last_error is None:
         if grant.status is LicenseStatus.ACTIVE:
-            until = (
-                "with no expiry"
-                if license.expires_at is None
-                else f"until {format_instant(license.expires_at)}"
-            )
-            return f"{name} is verified: {grant.seats} seats {until}."
+            return f"{name} is verified: {seats_until(grant.seats, license.expires_at)}."
         return f"{name} is verified, but it is {grant.status.value}: it grants no seats."
     retry = (
         ""
