@@ -57,7 +57,6 @@ class HttpLicenseService:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.url = base_url.rstrip("/") + VALIDATE_PATH
-        self.verifies_signatures = public_key is not None
         self._public_key = None if public_key is None else public_key_from_base64(public_key)
         self._timeout = (connect_timeout, read_timeout)
         self._attempts = attempts
@@ -102,10 +101,6 @@ class HttpLicenseService:
             )
             self._sleep(pause)
         raise AssertionError("unreachable: the last attempt always returns")
-
-    def close(self) -> None:
-        """Close the session's connections."""
-        self._session.close()
 
     def _ask(self, key: str, body: dict[str, Any]) -> ValidationResult | _Transient:
         try:

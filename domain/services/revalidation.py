@@ -158,7 +158,7 @@ def _check(
         license = uow.licenses.get(key)
         if license is None:
             return Revalidation(
-                key, _outcome(result), f"The license {masked_key(key)} was removed meanwhile.", None
+                key, _outcome(result, None), f"The license {masked_key(key)} was removed meanwhile.", None
             )
         # Another check of this license finished while this one waited for the service.
         overtaken = license.last_checked_at != claim.license.last_checked_at
@@ -173,7 +173,8 @@ def _check(
             uow.commit()
         else:
             message = "Another check of this license finished first; its result stands."
-    return Revalidation(key, _outcome(result), message, LicenseView.of(license, now, rules.grace_period))
+    view = LicenseView.of(license, now, rules.grace_period)
+    return Revalidation(key, _outcome(result, license), message, view)
 
 
 def _take(
@@ -210,9 +211,11 @@ def _failure_reason(result: ValidationResult) -> str:
     return f"The license could not be verified: {result.reason}."
 
 
-def _outcome(result: ValidationResult) -> CheckOutcome:
+def _outcome(result: ValidationResult, license: License | None) -> CheckOutcome:
     if isinstance(result, Verified):
-        return CheckOutcome.VERIFIED
+        # A genuine answer older than one already taken was refused: nothing was verified.
+        stale = license is not None and license.last_error is not None
+        return CheckOutcome.COULD_NOT_VERIFY if stale else CheckOutcome.VERIFIED
     if isinstance(result, Rejected) and not result.malformed_request:
         return CheckOutcome.REJECTED
     return CheckOutcome.COULD_NOT_VERIFY
@@ -223,7 +226,10 @@ def describe_check(license: License, result: ValidationResult, now: datetime, gr
     name = f"The license {masked_key(license.key)}"
     grant = license.grant_at(now, grace_period)
     if license.last_error is not None and isinstance(result, Rejected) and not result.malformed_request:
-        return f"{name} was refused by the license service ({result.message}): it grants no seats. Remove it."
+        return (
+            f"{name} was refused by the license service: {result.message} It grants no seats; "
+            "remove it, or ask the vendor about the key."
+        )
     if license.last_error is None:
         if grant.status is LicenseStatus.ACTIVE:
             return f"{name} is verified: {seats_until(grant.seats, license.expires_at)}."

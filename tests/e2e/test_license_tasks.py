@@ -42,7 +42,6 @@ def manager(
     server: LicenseServerProcess,
     store_engine: Engine,
     redis_service: RedisServer,
-    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Celery]:
     """A worker on the admin queue, and a client that sends it tasks."""
     redis_service.flush()

@@ -42,6 +42,7 @@ class Schedule:
         self.env = env
         self.directory = directory
         self.processes: list[CeleryProcess] = []
+        self.ever_started: list[CeleryProcess] = []
 
     def start(self, beats: int) -> list[CeleryProcess]:
         worker = CeleryProcess.worker(self.env, "revalidation", queues="avtor.admin", concurrency=2).start()
@@ -51,6 +52,7 @@ class Schedule:
             folder.mkdir(exist_ok=True)
             started.append(CeleryProcess.beat(self.env, folder).start(wait_for="beat: Starting..."))
         self.processes += started
+        self.ever_started += started
         return started
 
     def stop(self) -> None:
@@ -99,7 +101,7 @@ def schedule(
     running = Schedule(env, tmp_path_factory.mktemp("beat"))
     yield running
     running.stop()
-    for process in running.processes:
+    for process in running.ever_started:
         process.cleanup()
 
 

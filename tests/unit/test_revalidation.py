@@ -231,3 +231,13 @@ def test_a_license_removed_while_it_was_checked_stays_removed() -> None:
     checked = refresh_license(KEY, "ada", store, RemovingService(), NOW, RULES)
     assert checked.view is None
     assert store.ledger.licenses == {}
+
+
+def test_an_answer_older_than_the_last_one_taken_is_refused_and_counts_as_not_verified() -> None:
+    store, service = licensed(KEY)
+    service.results[KEY] = verified(seats=99, issued_at=NOW - timedelta(days=1))
+    checked = refresh_license(KEY, "ada", store, service, NOW + timedelta(hours=1), RULES)
+    assert checked.outcome is CheckOutcome.COULD_NOT_VERIFY
+    assert checked.view is not None
+    assert (checked.view.seats_granted, checked.view.failed_checks) == (25, 1)
+    assert "older than one already received" in checked.message
