@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from celery import Celery
 from sqlalchemy import Engine
 
 from tests.support.license_server import LicenseServerProcess, key_entry, license_server
-from tests.support.manager import call, celery_client
+from tests.support.manager import Manager, celery_client
 from tests.support.servers import PostgresServer, RedisServer
 from tests.support.stores import empty_store, migrated_engine
 from tests.support.workers import CeleryProcess, avtor_environment
@@ -42,7 +40,7 @@ def manager(
     server: LicenseServerProcess,
     store_engine: Engine,
     redis_service: RedisServer,
-) -> Iterator[Celery]:
+) -> Iterator[Manager]:
     """A worker on the admin queue, and a client that sends it tasks."""
     redis_service.flush()
     env = avtor_environment(
@@ -55,7 +53,7 @@ def manager(
     )
     worker = CeleryProcess.worker(env, "admin", queues="avtor.admin", concurrency=1).start()
     try:
-        yield celery_client(redis_service.url)
+        yield Manager(celery_client(redis_service.url), worker)
     finally:
         worker.cleanup()
 
@@ -68,13 +66,13 @@ def fresh(store_engine: Engine, server: LicenseServerProcess) -> None:
         server.put_key(entry["key"], **{name: value for name, value in entry.items() if name != "key"})
 
 
-def accepted(manager: Celery) -> None:
-    assert call(manager, "avtor.admin.accept_eula", accepted_by="Ada Admin")["ok"]
+def accepted(manager: Manager) -> None:
+    assert manager.call("avtor.admin.accept_eula", accepted_by="Ada Admin")["ok"]
 
 
-def test_adding_a_license_shows_its_seats_and_expiry_with_the_key_masked(manager: Celery) -> None:
+def test_adding_a_license_shows_its_seats_and_expiry_with_the_key_masked(manager: Manager) -> None:
     accepted(manager)
-    result = call(manager, "avtor.admin.add_license", license_key=f" {FIVE.lower()} ")
+    result = manager.call("avtor.admin.add_license", license_key=f" {FIVE.lower()} ")
     assert result["ok"], result
     assert result["message"] == "The license …0005 is added: 5 seats until 2031-06-30T23:59:59Z."
     license = result["license"]
@@ -98,37 +96,37 @@ def test_adding_a_license_shows_its_seats_and_expiry_with_the_key_masked(manager
     ],
 )
 def test_a_key_that_grants_nothing_is_refused_and_nothing_is_stored(
-    manager: Celery, key: str, says: str
+    manager: Manager, key: str, says: str
 ) -> None:
     accepted(manager)
-    result = call(manager, "avtor.admin.add_license", license_key=key)
+    result = manager.call("avtor.admin.add_license", license_key=key)
     assert result["ok"] is False
     assert says in result["message"]
-    assert call(manager, "avtor.admin.status")["licenses"] == []
+    assert manager.call("avtor.admin.status")["licenses"] == []
 
 
-def test_nothing_is_added_before_the_agreement_is_accepted(manager: Celery) -> None:
-    result = call(manager, "avtor.admin.add_license", license_key=FIVE)
+def test_nothing_is_added_before_the_agreement_is_accepted(manager: Manager) -> None:
+    result = manager.call("avtor.admin.add_license", license_key=FIVE)
     assert result["ok"] is False
     assert "agreement" in result["message"]
 
 
 def test_a_key_is_not_added_while_the_service_fails_and_the_message_says_to_try_again(
-    manager: Celery, server: LicenseServerProcess
+    manager: Manager, server: LicenseServerProcess
 ) -> None:
     accepted(manager)
     server.fail(fail_with=503)
-    result = call(manager, "avtor.admin.add_license", license_key=FIVE)
+    result = manager.call("avtor.admin.add_license", license_key=FIVE)
     assert result["ok"] is False
     assert "try again" in result["message"]
     assert FIVE not in result["message"]
-    assert call(manager, "avtor.admin.status")["licenses"] == []
+    assert manager.call("avtor.admin.status")["licenses"] == []
 
 
-def test_a_key_already_added_is_refused(manager: Celery) -> None:
+def test_a_key_already_added_is_refused(manager: Manager) -> None:
     accepted(manager)
-    assert call(manager, "avtor.admin.add_license", license_key=FIVE)["ok"]
-    result = call(manager, "avtor.admin.add_license", license_key=FIVE)
+    assert manager.call("avtor.admin.add_license", license_key=FIVE)["ok"]
+    result = manager.call("avtor.admin.add_license", license_key=FIVE)
     assert result == {
         "ok": False,
         "message": "The license …0005 has already been added: refresh it instead to pick up changes.",
@@ -136,19 +134,19 @@ def test_a_key_already_added_is_refused(manager: Celery) -> None:
 
 
 def test_refreshing_picks_up_purchased_seats_and_refresh_all_reports_each_license(
-    manager: Celery, server: LicenseServerProcess
+    manager: Manager, server: LicenseServerProcess
 ) -> None:
     accepted(manager)
-    call(manager, "avtor.admin.add_license", license_key=FIVE)
-    call(manager, "avtor.admin.add_license", license_key=TEN)
+    manager.call("avtor.admin.add_license", license_key=FIVE)
+    manager.call("avtor.admin.add_license", license_key=TEN)
     server.put_key(FIVE, seats=8)
-    refreshed = call(manager, "avtor.admin.refresh_license", license_key=FIVE)
+    refreshed = manager.call("avtor.admin.refresh_license", license_key=FIVE)
     assert refreshed["ok"], refreshed
     assert refreshed["outcome"] == "verified"
     assert refreshed["message"] == "The license …0005 is verified: 8 seats until 2031-06-30T23:59:59Z."
     assert refreshed["seats_licensed"] == 18
     server.put_key(TEN, status="suspended")
-    everything = call(manager, "avtor.admin.refresh_all")
+    everything = manager.call("avtor.admin.refresh_all")
     assert everything["message"] == "2 licenses re-validated: 2 verified."
     outcomes = {
         check["key"]: (check["outcome"], check["license"]["status"]) for check in everything["checked"]
@@ -159,33 +157,33 @@ def test_refreshing_picks_up_purchased_seats_and_refresh_all_reports_each_licens
 
 
 def test_a_failed_refresh_keeps_the_seats_and_shows_the_error_in_the_status(
-    manager: Celery, server: LicenseServerProcess
+    manager: Manager, server: LicenseServerProcess
 ) -> None:
     accepted(manager)
-    call(manager, "avtor.admin.add_license", license_key=FIVE)
+    manager.call("avtor.admin.add_license", license_key=FIVE)
     server.fail(signature="wrong")
-    refreshed = call(manager, "avtor.admin.refresh_license", license_key=FIVE)
+    refreshed = manager.call("avtor.admin.refresh_license", license_key=FIVE)
     assert refreshed["outcome"] == "could_not_verify"
     assert "It keeps its 5 seats until" in refreshed["message"]
-    [license] = call(manager, "avtor.admin.status")["licenses"]
+    [license] = manager.call("avtor.admin.status")["licenses"]
     assert (license["status"], license["seats_granted"], license["failed_checks"]) == ("active", 5, 1)
     assert "signature does not verify" in license["last_error"]
 
 
-def test_refreshing_a_license_that_was_never_added_is_refused(manager: Celery) -> None:
-    result = call(manager, "avtor.admin.refresh_license", license_key=FIVE)
+def test_refreshing_a_license_that_was_never_added_is_refused(manager: Manager) -> None:
+    result = manager.call("avtor.admin.refresh_license", license_key=FIVE)
     assert result == {"ok": False, "message": "No license with the key …0005 has been added: add it first."}
 
 
 def test_removing_a_license_drops_its_seats_and_says_by_how_many_users_are_over_the_limit(
-    manager: Celery,
+    manager: Manager,
 ) -> None:
     accepted(manager)
-    call(manager, "avtor.admin.add_license", license_key=FIVE)
-    call(manager, "avtor.admin.add_license", license_key=TEN)
+    manager.call("avtor.admin.add_license", license_key=FIVE)
+    manager.call("avtor.admin.add_license", license_key=TEN)
     for number in range(7):
-        assert call(manager, "avtor.admin.add_user", username=f"sitecore\\editor{number}")["ok"]
-    result = call(manager, "avtor.admin.remove_license", license_key=TEN)
+        assert manager.call("avtor.admin.add_user", username=f"sitecore\\editor{number}")["ok"]
+    result = manager.call("avtor.admin.remove_license", license_key=TEN)
     assert result["ok"]
     assert (
         result["seats_licensed"],
@@ -201,9 +199,7 @@ def test_removing_a_license_drops_its_seats_and_says_by_how_many_users_are_over_
     assert "2 more than licensed" in result["message"]
 
 
-def test_wrong_arguments_are_refused_with_a_message(manager: Celery) -> None:
-    result: dict[str, Any] = manager.send_task("avtor.admin.add_license", kwargs={"key": FIVE}).get(
-        timeout=60
-    )
+def test_wrong_arguments_are_refused_with_a_message(manager: Manager) -> None:
+    result = manager.call("avtor.admin.add_license", key=FIVE)
     assert result["ok"] is False
     assert "arguments are wrong" in result["message"]

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from celery import Celery
 
 from adapters.license_service import HttpLicenseService
 from adapters.sql import SqlStore
@@ -14,7 +13,7 @@ from domain.moments import utc_now
 from domain.services.agreement import accept_agreement
 from domain.services.licenses import add_license
 from tests.support.license_server import LicenseServerProcess, key_entry, license_server
-from tests.support.manager import celery_client
+from tests.support.manager import Manager, celery_client
 from tests.support.servers import PostgresServer, RedisServer
 from tests.support.stores import migrated_engine
 from tests.support.workers import CeleryProcess, avtor_environment
@@ -54,12 +53,12 @@ def test_an_editor_is_answered_while_the_license_service_hangs_an_admin_task(
     )
     enrolment = CeleryProcess.worker(env, "enrolment", queues="avtor.enrolment", concurrency=1).start()
     admin = CeleryProcess.worker(env, "admin", queues="avtor.admin", concurrency=1).start()
-    client: Celery = celery_client(redis_service.url)
+    manager = Manager(celery_client(redis_service.url), enrolment, admin)
     try:
         server.fail(delay_seconds=120)
-        refresh = client.send_task("avtor.admin.refresh_all")
+        refresh = manager.app.send_task("avtor.admin.refresh_all")
         admin.wait_for_log(f"Task avtor.admin.refresh_all[{refresh.id}] received")
-        decision = client.send_task("avtor.enrol", kwargs={"username": "sitecore\\bob"}).get(timeout=60)
+        decision = manager.call("avtor.enrol", username="sitecore\\bob")
         assert (decision["allowed"], decision["outcome"]) == (True, "granted")
         assert not refresh.ready()
     finally:
