@@ -118,6 +118,23 @@ class Settings(BaseSettings):
     result_expires: Duration = Field(
         default=timedelta(hours=1), description="How long a decision stays readable in Redis."
     )
+    license_server_timeout: Duration = Field(
+        default=timedelta(seconds=10),
+        description="How long to wait for the license service's answer once connected (read timeout).",
+    )
+    license_server_connect_timeout: Duration = Field(
+        default=timedelta(seconds=5), description="How long to wait for a connection to the license service."
+    )
+    license_server_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="How many times one validation is tried when the license service fails transiently.",
+    )
+    revalidate_tick: Duration = Field(
+        default=timedelta(minutes=1),
+        description="How often the schedule looks for licenses whose re-validation is due.",
+    )
 
     @field_validator("database_url")
     @classmethod

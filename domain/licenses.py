@@ -31,6 +31,11 @@ class LicenseStatus(StrEnum):
 # What the license service may answer in `license.status`.
 SERVICE_STATUSES = frozenset({"active", "expired", "suspended", "revoked"})
 
+# After a failed check a license is tried again soon, then less and less often, so a
+# service that is down for days is asked about once an hour, not once a minute.
+FIRST_RETRY = timedelta(minutes=1)
+LONGEST_RETRY = timedelta(hours=1)
+
 
 class InvalidLicenseKey(ValueError):
     """A license key that cannot be sent to the license service at all."""
@@ -154,6 +159,12 @@ class License:
     def copy(self) -> License:
         """An independent copy, for comparing before and after."""
         return replace(self)
+
+
+def retry_delay(failed_checks: int, revalidate_every: timedelta) -> timedelta:
+    """How long after its `failed_checks`-th failed check in a row a license is checked again."""
+    doubled = FIRST_RETRY * (1 << min(max(failed_checks - 1, 0), 16))
+    return min(doubled, LONGEST_RETRY, revalidate_every)
 
 
 def seats_licensed(licenses: Iterable[License], now: datetime, grace_period: timedelta) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -153,6 +153,8 @@ class Rejected:
     """The license service explicitly refused the key (unknown key, malformed request)."""
 
     message: str
+    # A 400 refuses the request, not the key: a key validated before keeps what it was granted.
+    malformed_request: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,8 @@ class Unverifiable:
     """No trustworthy answer: the service was unreachable, failed, or sent a bad signature."""
 
     reason: str
+    # The service asked not to be called again before this long (Retry-After).
+    retry_after: timedelta | None = None
 
 
 ValidationResult = Verified | Rejected | Unverifiable

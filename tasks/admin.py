@@ -6,19 +6,36 @@ operation is refused; nothing is changed by a refused operation.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from domain.licenses import masked_key
 from domain.refusals import Refused
 from domain.services.agreement import accept_agreement
+from domain.services.licenses import add_license as add_license_
 from domain.services.licenses import remove_license as remove_license_
+from domain.services.licenses import seats_until
+from domain.services.revalidation import refresh_all_licenses, revalidate_due_licenses
+from domain.services.revalidation import refresh_license as refresh_license_
 from domain.services.status import describe_ledger
 from domain.services.users import add_user as add_user_
 from domain.services.users import remove_user as remove_user_
-from tasks.messages import agreement_message, counts_message, done, license_message, refused, status_message
+from tasks.messages import (
+    agreement_message,
+    counts_message,
+    done,
+    license_message,
+    refused,
+    revalidation_message,
+    revalidations_summary,
+    status_message,
+)
 from tasks.retries import TRANSIENT_STORE_ERRORS, backoff
 from worker import wiring
 from worker.app import app
 from worker.guard import GuardedTask
+
+log = logging.getLogger(__name__)
 
 ADMINISTRATOR = "administrator"
 
@@ -51,6 +68,51 @@ def accept_eula(accepted_by: str) -> dict[str, Any]:
         f"The license agreement {acceptance.version} is accepted by {acceptance.accepted_by}.",
         agreement=agreement_message(acceptance),
     )
+
+
+def _status() -> dict[str, Any]:
+    return status_message(describe_ledger(wiring.store(), wiring.now(), _grace()))
+
+
+@app.task(name="avtor.admin.add_license", base=AdminTask, max_retries=5)
+def add_license(license_key: str, requested_by: str = ADMINISTRATOR) -> dict[str, Any]:
+    """Validate a key with the license service and add it; show its seats and expiry."""
+    every = wiring.settings().revalidate_every
+    service, now = wiring.license_service(), wiring.now()
+    view = add_license_(license_key, requested_by, wiring.store(), service, now, _grace(), every)
+    message = (
+        f"The license {masked_key(view.key)} is added: {seats_until(view.seats_granted, view.expires_at)}."
+    )
+    return done(message, license=license_message(view), **_status())
+
+
+@app.task(name="avtor.admin.refresh_license", base=AdminTask, max_retries=5)
+def refresh_license(license_key: str, requested_by: str = ADMINISTRATOR) -> dict[str, Any]:
+    """Re-validate one license with the license service now."""
+    service, rules = wiring.license_service(), wiring.revalidation_rules()
+    checked = refresh_license_(license_key, requested_by, wiring.store(), service, wiring.now(), rules)
+    license = None if checked.view is None else license_message(checked.view)
+    return done(checked.message, outcome=checked.outcome.value, license=license, **_status())
+
+
+@app.task(name="avtor.admin.refresh_all", base=AdminTask, max_retries=5)
+def refresh_all(requested_by: str = ADMINISTRATOR) -> dict[str, Any]:
+    """Re-validate every license with the license service now."""
+    service, rules = wiring.license_service(), wiring.revalidation_rules()
+    checked = refresh_all_licenses(requested_by, wiring.store(), service, wiring.now, rules)
+    return done(
+        revalidations_summary(checked), checked=[revalidation_message(c) for c in checked], **_status()
+    )
+
+
+@app.task(name="avtor.admin.revalidate_due", base=AdminTask, max_retries=5, ignore_result=True)
+def revalidate_due() -> dict[str, Any]:
+    """The schedule's tick: re-validate the licenses whose check is due, each once."""
+    service, rules = wiring.license_service(), wiring.revalidation_rules()
+    checked = revalidate_due_licenses(wiring.store(), service, wiring.now, rules)
+    for check in checked:
+        log.info("Scheduled re-validation: %s", check.message)
+    return done(revalidations_summary(checked), checked=[revalidation_message(c) for c in checked])
 
 
 @app.task(name="avtor.admin.remove_license", base=AdminTask, max_retries=5)

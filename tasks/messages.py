@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from domain.licenses import masked_key
 from domain.moments import format_instant
 from domain.services.ledger import SeatCounts
 from domain.services.licenses import LicenseView
+from domain.services.revalidation import CheckOutcome, Revalidation
 from domain.services.status import LedgerStatus
 
 
@@ -45,9 +47,39 @@ def license_message(view: LicenseView) -> dict[str, Any]:
         "customer": view.customer,
         "added_at": _instant(view.added_at),
         "last_verified_at": _instant(view.verified_at),
+        "grace_ends_at": _instant(view.grace_ends_at),
+        "last_checked_at": _instant(view.last_checked_at),
         "next_revalidation_at": _instant(view.next_check_at),
         "last_error": view.last_error,
+        "failed_checks": view.failed_checks,
     }
+
+
+def revalidation_message(checked: Revalidation) -> dict[str, Any]:
+    """One check of a license: what it came to, and the license afterwards (None: removed)."""
+    return {
+        "key": masked_key(checked.key),
+        "outcome": checked.outcome.value,
+        "message": checked.message,
+        "license": None if checked.view is None else license_message(checked.view),
+    }
+
+
+def revalidations_summary(checked: list[Revalidation]) -> str:
+    """How a run of checks went, in one sentence."""
+    if not checked:
+        return "No license needed re-validation."
+    counts = Counter(check.outcome for check in checked)
+    parts = [f"{counts[outcome]} {_OUTCOME_WORDS[outcome]}" for outcome in CheckOutcome if counts[outcome]]
+    noun = "license" if len(checked) == 1 else "licenses"
+    return f"{len(checked)} {noun} re-validated: {', '.join(parts)}."
+
+
+_OUTCOME_WORDS = {
+    CheckOutcome.VERIFIED: "verified",
+    CheckOutcome.REJECTED: "refused by the license service",
+    CheckOutcome.COULD_NOT_VERIFY: "could not be verified",
+}
 
 
 def agreement_message(acceptance: Acceptance | None) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from celery import Celery
 from kombu.entity import Queue
 
 from config import Settings, SettingsError, current_settings
+from worker.schedule import beat_schedule
 
 ENROLMENT_QUEUE = "avtor.enrolment"
 ADMIN_QUEUE = "avtor.admin"
@@ -92,7 +93,7 @@ def celery_configuration(settings: Settings) -> dict[str, object]:
         "worker_consumer": "worker.consumer:GuardedConsumer",
         "timezone": "UTC",
         "enable_utc": True,
-        "beat_schedule": {},
+        "beat_schedule": beat_schedule(settings),
     }
 
 

@@ -5,19 +5,25 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import signals
 
+from adapters.license_service import HttpLicenseService
 from adapters.sql import SchemaOutdated, SqlStore, StoreUnreachable, check_schema, create_store_engine
 from config import Settings, current_settings
 from domain.moments import utc_now
+from domain.services.revalidation import RevalidationRules
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _store: SqlStore | None = None
+_license_service: HttpLicenseService | None = None
+
+# A claimed check may take as long as the client's longest validation; its lease outlasts that.
+LEASE_MARGIN = timedelta(minutes=1)
 
 
 def settings() -> Settings:
@@ -33,6 +39,33 @@ def store() -> SqlStore:
             if _store is None:
                 _store = SqlStore(create_store_engine(settings().store_url))
     return _store
+
+
+def license_service() -> HttpLicenseService:
+    """The process's license service client: one session, made on first use after the fork."""
+    global _license_service
+    if _license_service is None:
+        with _lock:
+            if _license_service is None:
+                current = settings()
+                _license_service = HttpLicenseService(
+                    current.license_server_url,
+                    current.license_server_public_key,
+                    connect_timeout=current.license_server_connect_timeout.total_seconds(),
+                    read_timeout=current.license_server_timeout.total_seconds(),
+                    attempts=current.license_server_attempts,
+                )
+    return _license_service
+
+
+def revalidation_rules() -> RevalidationRules:
+    """How often licenses are re-validated, the lease of one check, and the grace period."""
+    current = settings()
+    return RevalidationRules(
+        revalidate_every=current.revalidate_every,
+        lease=license_service().longest_validation + LEASE_MARGIN,
+        grace_period=current.grace_period,
+    )
 
 
 def now() -> datetime:
@@ -65,7 +98,8 @@ def _check_store_before_beat_starts(**_: Any) -> None:
 @signals.worker_process_init.connect
 def _forget_the_parents_connections(**_: Any) -> None:
     # A forked pool process must never use the connections of its parent.
-    global _store
+    global _store, _license_service
     if _store is not None:
         _store.engine.dispose(close=False)
     _store = None
+    _license_service = None

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from domain.events import EventKind
 from domain.licenses import InvalidLicenseKey, License, LicenseStatus, canonical_license_key, masked_key
+from domain.moments import format_instant
 from domain.ports import LicenseService, Rejected, Store, Unverifiable, ValidationResult, Verified
 from domain.refusals import Refused
 from domain.services.agreement import require_agreement
@@ -29,8 +30,11 @@ class LicenseView:
     customer: str
     added_at: datetime
     verified_at: datetime | None
+    grace_ends_at: datetime | None
+    last_checked_at: datetime | None
     next_check_at: datetime | None
     last_error: str | None
+    failed_checks: int
 
     @classmethod
     def of(cls, license: License, now: datetime, grace_period: timedelta) -> LicenseView:
@@ -45,8 +49,11 @@ class LicenseView:
             customer=license.customer,
             added_at=license.added_at,
             verified_at=license.verified_at,
+            grace_ends_at=None if license.verified_at is None else license.verified_at + grace_period,
+            last_checked_at=license.last_checked_at,
             next_check_at=license.next_check_at,
             last_error=license.last_error,
+            failed_checks=license.failed_checks,
         )
 
 
@@ -60,7 +67,7 @@ def add_license(
     revalidate_every: timedelta,
 ) -> LicenseView:
     """Validate a key with the license service and, if it grants seats, add it."""
-    key = _read_key(raw_key)
+    key = read_key(raw_key)
     with store.reading() as uow:
         require_agreement(uow)
         _refuse_if_added(uow.licenses.get(key), key)
@@ -84,7 +91,7 @@ def remove_license(
     raw_key: str, removed_by: str, store: Store, now: datetime, grace_period: timedelta
 ) -> LicenseView:
     """Remove a key; its seats are gone at once."""
-    key = _read_key(raw_key)
+    key = read_key(raw_key)
     with store.writing() as uow:
         license = uow.licenses.get(key)
         if license is None:
@@ -97,7 +104,15 @@ def remove_license(
     return LicenseView.of(license, now, grace_period)
 
 
-def _read_key(raw_key: object) -> str:
+def seats_until(seats: int, expires_at: datetime | None) -> str:
+    """What a license grants in words: "25 seats until 2027-06-30T23:59:59Z" or "3 seats with no expiry"."""
+    return f"{seats} seats " + (
+        "with no expiry" if expires_at is None else f"until {format_instant(expires_at)}"
+    )
+
+
+def read_key(raw_key: object) -> str:
+    """The canonical key, or a refusal saying what is wrong with what was typed."""
     try:
         return canonical_license_key(raw_key)
     except InvalidLicenseKey as error:

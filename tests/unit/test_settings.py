@@ -15,6 +15,33 @@ def test_defaults_are_sane(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.store_url == f"sqlite:///{Path('data/avtor.sqlite3').resolve()}"
 
 
+def test_license_service_and_schedule_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "AVTOR_LICENSE_SERVER_TIMEOUT",
+        "AVTOR_LICENSE_SERVER_CONNECT_TIMEOUT",
+        "AVTOR_LICENSE_SERVER_ATTEMPTS",
+        "AVTOR_REVALIDATE_TICK",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert settings.license_server_timeout == timedelta(seconds=10)
+    assert settings.license_server_connect_timeout == timedelta(seconds=5)
+    assert settings.license_server_attempts == 3
+    assert settings.revalidate_tick == timedelta(minutes=1)
+
+
+def test_license_service_and_schedule_come_from_avtor_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AVTOR_LICENSE_SERVER_TIMEOUT", "2.5")
+    monkeypatch.setenv("AVTOR_LICENSE_SERVER_CONNECT_TIMEOUT", "1s")
+    monkeypatch.setenv("AVTOR_LICENSE_SERVER_ATTEMPTS", "5")
+    monkeypatch.setenv("AVTOR_REVALIDATE_TICK", "15s")
+    settings = load_settings()
+    assert settings.license_server_timeout == timedelta(seconds=2.5)
+    assert settings.license_server_connect_timeout == timedelta(seconds=1)
+    assert settings.license_server_attempts == 5
+    assert settings.revalidate_tick == timedelta(seconds=15)
+
+
 def test_settings_come_from_avtor_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AVTOR_REVALIDATE_EVERY", "12h")
     monkeypatch.setenv("AVTOR_GRACE_PERIOD", "P7D")
@@ -43,6 +70,19 @@ def test_settings_come_from_avtor_variables(monkeypatch: pytest.MonkeyPatch) -> 
             "AVTOR_LICENSE_SERVER_PUBLIC_KEY (got 'abc'): is not base64",
         ),
         ("AVTOR_LICENSE_SERVER_PUBLIC_KEY", "YWJj", "decodes to 3 bytes"),
+        (
+            "AVTOR_LICENSE_SERVER_TIMEOUT",
+            "0s",
+            "AVTOR_LICENSE_SERVER_TIMEOUT (got '0s'): must be longer than zero",
+        ),
+        ("AVTOR_LICENSE_SERVER_CONNECT_TIMEOUT", "fast", "AVTOR_LICENSE_SERVER_CONNECT_TIMEOUT (got 'fast')"),
+        (
+            "AVTOR_LICENSE_SERVER_ATTEMPTS",
+            "0",
+            "AVTOR_LICENSE_SERVER_ATTEMPTS (got '0'): Input should be greater",
+        ),
+        ("AVTOR_LICENSE_SERVER_ATTEMPTS", "many", "AVTOR_LICENSE_SERVER_ATTEMPTS (got 'many')"),
+        ("AVTOR_REVALIDATE_TICK", "never", "AVTOR_REVALIDATE_TICK (got 'never'): 'never' is not a duration"),
     ],
 )
 def test_a_wrong_value_names_the_variable_and_what_it_accepts(

@@ -1,0 +1,205 @@
+"""The avtor.admin license tasks through Redis and a real worker, against the development license server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+
+from tests.support.license_server import LicenseServerProcess, key_entry, license_server
+from tests.support.manager import Manager, celery_client
+from tests.support.servers import PostgresServer, RedisServer
+from tests.support.stores import empty_store, migrated_engine
+from tests.support.workers import CeleryProcess, avtor_environment
+
+FIVE, TEN = "AVTR-TASK-ACTV-0005", "AVTR-TASK-ACTV-0010"
+KEYS = [
+    key_entry(FIVE, 5, expires_at="2031-06-30T23:59:59Z"),
+    key_entry(TEN, 10, expires_at=None),
+    key_entry("AVTR-TASK-RVKD-0009", 9, "revoked"),
+]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LicenseServerProcess]:
+    with license_server(KEYS) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def store_engine(postgres: PostgresServer) -> Iterator[Engine]:
+    engine = migrated_engine(postgres.create_database("license_tasks"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def manager(
+    server: LicenseServerProcess,
+    store_engine: Engine,
+    redis_service: RedisServer,
+) -> Iterator[Manager]:
+    """A worker on the admin queue, and a client that sends it tasks."""
+    redis_service.flush()
+    env = avtor_environment(
+        redis_url=redis_service.url,
+        database_url=store_engine.url.render_as_string(hide_password=False),
+        license_server_url=server.url,
+        license_server_public_key=server.public_key,
+        license_server_timeout="2s",
+        license_server_attempts="2",
+    )
+    worker = CeleryProcess.worker(env, "admin", queues="avtor.admin", concurrency=1).start()
+    try:
+        yield Manager(celery_client(redis_service.url), worker)
+    finally:
+        worker.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def fresh(store_engine: Engine, server: LicenseServerProcess) -> None:
+    empty_store(store_engine)
+    server.heal()
+    for entry in KEYS:
+        server.put_key(entry["key"], **{name: value for name, value in entry.items() if name != "key"})
+
+
+def accepted(manager: Manager) -> None:
+    assert manager.call("avtor.admin.accept_eula", accepted_by="Ada Admin")["ok"]
+
+
+def test_adding_a_license_shows_its_seats_and_expiry_with_the_key_masked(manager: Manager) -> None:
+    accepted(manager)
+    result = manager.call("avtor.admin.add_license", license_key=f" {FIVE.lower()} ")
+    assert result["ok"], result
+    assert result["message"] == "The license …0005 is added: 5 seats until 2031-06-30T23:59:59Z."
+    license = result["license"]
+    assert (license["key"], license["status"], license["seats"], license["expires_at"]) == (
+        "…0005",
+        "active",
+        5,
+        "2031-06-30T23:59:59Z",
+    )
+    assert license["last_verified_at"] is not None and license["next_revalidation_at"] is not None
+    assert (result["seats_licensed"], result["seats_free"]) == (5, 5)
+    assert FIVE not in json.dumps(result)
+
+
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [
+        ("AVTR-TASK-NONE-0000", "No license with this key exists"),
+        ("AVTR-TASK-RVKD-0009", "reports this key as revoked"),
+        ("", "The license key is empty"),
+    ],
+)
+def test_a_key_that_grants_nothing_is_refused_and_nothing_is_stored(
+    manager: Manager, key: str, says: str
+) -> None:
+    accepted(manager)
+    result = manager.call("avtor.admin.add_license", license_key=key)
+    assert result["ok"] is False
+    assert says in result["message"]
+    assert manager.call("avtor.admin.status")["licenses"] == []
+
+
+def test_nothing_is_added_before_the_agreement_is_accepted(manager: Manager) -> None:
+    result = manager.call("avtor.admin.add_license", license_key=FIVE)
+    assert result["ok"] is False
+    assert "agreement" in result["message"]
+
+
+def test_a_key_is_not_added_while_the_service_fails_and_the_message_says_to_try_again(
+    manager: Manager, server: LicenseServerProcess
+) -> None:
+    accepted(manager)
+    server.fail(fail_with=503)
+    result = manager.call("avtor.admin.add_license", license_key=FIVE)
+    assert result["ok"] is False
+    assert "try again" in result["message"]
+    assert FIVE not in result["message"]
+    assert manager.call("avtor.admin.status")["licenses"] == []
+
+
+def test_a_key_already_added_is_refused(manager: Manager) -> None:
+    accepted(manager)
+    assert manager.call("avtor.admin.add_license", license_key=FIVE)["ok"]
+    result = manager.call("avtor.admin.add_license", license_key=FIVE)
+    assert result == {
+        "ok": False,
+        "message": "The license …0005 has already been added: refresh it instead to pick up changes.",
+    }
+
+
+def test_refreshing_picks_up_purchased_seats_and_refresh_all_reports_each_license(
+    manager: Manager, server: LicenseServerProcess
+) -> None:
+    accepted(manager)
+    manager.call("avtor.admin.add_license", license_key=FIVE)
+    manager.call("avtor.admin.add_license", license_key=TEN)
+    server.put_key(FIVE, seats=8)
+    refreshed = manager.call("avtor.admin.refresh_license", license_key=FIVE)
+    assert refreshed["ok"], refreshed
+    assert refreshed["outcome"] == "verified"
+    assert refreshed["message"] == "The license …0005 is verified: 8 seats until 2031-06-30T23:59:59Z."
+    assert refreshed["seats_licensed"] == 18
+    server.put_key(TEN, status="suspended")
+    everything = manager.call("avtor.admin.refresh_all")
+    assert everything["message"] == "2 licenses re-validated: 2 verified."
+    outcomes = {
+        check["key"]: (check["outcome"], check["license"]["status"]) for check in everything["checked"]
+    }
+    assert outcomes == {"…0005": ("verified", "active"), "…0010": ("verified", "suspended")}
+    assert everything["seats_licensed"] == 8
+    assert FIVE not in json.dumps(everything) and TEN not in json.dumps(everything)
+
+
+def test_a_failed_refresh_keeps_the_seats_and_shows_the_error_in_the_status(
+    manager: Manager, server: LicenseServerProcess
+) -> None:
+    accepted(manager)
+    manager.call("avtor.admin.add_license", license_key=FIVE)
+    server.fail(signature="wrong")
+    refreshed = manager.call("avtor.admin.refresh_license", license_key=FIVE)
+    assert refreshed["outcome"] == "could_not_verify"
+    assert "It keeps its 5 seats until" in refreshed["message"]
+    [license] = manager.call("avtor.admin.status")["licenses"]
+    assert (license["status"], license["seats_granted"], license["failed_checks"]) == ("active", 5, 1)
+    assert "signature does not verify" in license["last_error"]
+
+
+def test_refreshing_a_license_that_was_never_added_is_refused(manager: Manager) -> None:
+    result = manager.call("avtor.admin.refresh_license", license_key=FIVE)
+    assert result == {"ok": False, "message": "No license with the key …0005 has been added: add it first."}
+
+
+def test_removing_a_license_drops_its_seats_and_says_by_how_many_users_are_over_the_limit(
+    manager: Manager,
+) -> None:
+    accepted(manager)
+    manager.call("avtor.admin.add_license", license_key=FIVE)
+    manager.call("avtor.admin.add_license", license_key=TEN)
+    for number in range(7):
+        assert manager.call("avtor.admin.add_user", username=f"sitecore\\editor{number}")["ok"]
+    result = manager.call("avtor.admin.remove_license", license_key=TEN)
+    assert result["ok"]
+    assert (
+        result["seats_licensed"],
+        result["seats_in_use"],
+        result["over_limit"],
+        result["over_limit_by"],
+    ) == (
+        5,
+        7,
+        True,
+        2,
+    )
+    assert "2 more than licensed" in result["message"]
+
+
+def test_wrong_arguments_are_refused_with_a_message(manager: Manager) -> None:
+    result = manager.call("avtor.admin.add_license", key=FIVE)
+    assert result["ok"] is False
+    assert "arguments are wrong" in result["message"]
