@@ -115,9 +115,9 @@ def test_a_message_redelivered_again_and_again_is_stopped_and_kept(
         client.lpush("avtor.enrolment", json.dumps(message))
         statuses.append(collect_decisions(redis_url, [task_id], timeout=30)[task_id]["status"])
     assert statuses == ["SUCCESS"] * (MAX_DELIVERIES - 1) + ["FAILURE"]
-    final = json.loads(client.get(key))
+    final = json.loads(client.get(key) or b"null")
     assert final["result"]["exc_type"] == "PoisonMessage"
-    assert int(client.get(DELIVERY_COUNT_KEY.format(id=task_id))) == MAX_DELIVERIES
+    assert client.get(DELIVERY_COUNT_KEY.format(id=task_id)) == str(MAX_DELIVERIES).encode()
     assert any(letter["id"] == task_id and "poison" in letter["reason"] for letter in dead_letters(client))
     alive_and_deciding(worker, redis_url)
 
@@ -137,7 +137,7 @@ kwargs_strategy = (
         {"username": st.text(min_size=1, max_size=40)}, optional={"request_id": st.text(max_size=30)}
     )
 )
-args_strategy = st.just([]) | st.lists(json_values, max_size=2)
+args_strategy: st.SearchStrategy[list[Any]] = st.just([]) | st.lists(json_values, max_size=2)
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
