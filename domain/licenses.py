@@ -119,8 +119,16 @@ class License:
         return Grant(self.seats, LicenseStatus.ACTIVE)
 
     def trusted_now(self, now: datetime) -> datetime:
-        """`now`, but never earlier than an instant this license has already seen."""
-        seen = [moment for moment in (self.latest_issued_at, self.verified_at) if moment is not None]
+        """`now`, but never earlier than an instant this license has already seen.
+
+        The instants seen include failed checks: once grace has run out at a check, a
+        clock set back to before that check must not bring the seats back.
+        """
+        seen = [
+            moment
+            for moment in (self.latest_issued_at, self.verified_at, self.last_checked_at)
+            if moment is not None
+        ]
         return max([require_utc(now), *seen])
 
     def record_answer(self, answer: ServiceAnswer, now: datetime) -> bool:

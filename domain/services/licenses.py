@@ -132,7 +132,7 @@ def _refuse_unless_granting(
     """Take a validation result for a new key, or refuse the key with the reason."""
     if isinstance(result, Unverifiable):
         raise Refused(
-            f"The license service could not be reached to validate the key ({result.reason}). "
+            f"The key could not be validated: {result.reason}. "
             "The key was not added: try again in a few minutes."
         )
     if isinstance(result, Rejected):

@@ -125,3 +125,10 @@ def test_seats_licensed_adds_what_each_license_grants() -> None:
 def test_naive_instants_are_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
         verified().grant_at(datetime(2026, 11, 29, 12, 0), GRACE)  # noqa: DTZ001
+
+
+def test_a_clock_set_back_after_grace_ran_out_at_a_failed_check_does_not_bring_seats_back() -> None:
+    license = verified()
+    license.record_failure("timed out", NOW + timedelta(days=15))
+    assert license.grant_at(NOW + timedelta(days=15), GRACE).seats == 0
+    assert license.grant_at(NOW + timedelta(days=5), GRACE).seats == 0
