@@ -14,6 +14,7 @@ from domain.services.agreement import accept_agreement
 from domain.services.licenses import add_license
 from tests.support.license_server import LicenseServerProcess, key_entry, license_server
 from tests.support.manager import Manager, celery_client
+from tests.support.publishing import collect_decisions, publish_starts
 from tests.support.servers import PostgresServer, RedisServer
 from tests.support.stores import migrated_engine
 from tests.support.workers import CeleryProcess, avtor_environment
@@ -60,6 +61,11 @@ def test_an_editor_is_answered_while_the_license_service_hangs_an_admin_task(
         admin.wait_for_log(f"Task avtor.admin.refresh_all[{refresh.id}] received")
         decision = manager.call("avtor.enrol", username="sitecore\\bob")
         assert (decision["allowed"], decision["outcome"]) == (True, "granted")
+        # Many more starts, all decided while the license service still hangs.
+        starts = publish_starts(redis_service.url, 3, 200, 20)
+        decided = collect_decisions(redis_service.url, [task_id for task_id, _, _ in starts], timeout=60)
+        assert len(decided) == len(starts)
+        assert {result["status"] for result in decided.values()} == {"SUCCESS"}
         assert not refresh.ready()
     finally:
         server.heal()

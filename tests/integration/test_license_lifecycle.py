@@ -248,7 +248,8 @@ def test_a_key_that_cannot_be_verified_is_not_added_and_the_message_says_try_aga
 
 def test_a_key_is_not_added_while_the_service_cannot_be_reached(accepted: SqlStore) -> None:
     nobody = client(f"http://127.0.0.1:{free_port()}", None)
-    with pytest.raises(Refused, match=r"could not be validated: .*cannot be reached .*Connection refused.* try again"):
+    refusal = r"could not be validated: .*cannot be reached .*Connection refused.* try again"
+    with pytest.raises(Refused, match=refusal):
         add(accepted, nobody, FIVE)
     assert stored_keys(accepted) == []
 
