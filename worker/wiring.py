@@ -5,22 +5,28 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from celery import signals
+from celery.worker import state as worker_state
 
 from adapters.license_service import HttpLicenseService
 from adapters.sql import SchemaOutdated, SqlStore, StoreUnreachable, check_schema, create_store_engine
 from config import Settings, current_settings
+from domain.enrolment import EnrolmentDecision, EnrolmentRequest
 from domain.moments import utc_now
+from domain.services.enrolment import enrol_editors
 from domain.services.revalidation import RevalidationRules
+from worker.batching import Batcher
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _store: SqlStore | None = None
 _license_service: HttpLicenseService | None = None
+_enrolment: Batcher[EnrolmentRequest, EnrolmentDecision] | None = None
 
 # A claimed check may take as long as the client's longest validation; its lease outlasts that.
 LEASE_MARGIN = timedelta(minutes=1)
@@ -39,6 +45,25 @@ def store() -> SqlStore:
             if _store is None:
                 _store = SqlStore(create_store_engine(settings().store_url))
     return _store
+
+
+def enrolment() -> Batcher[EnrolmentRequest, EnrolmentDecision]:
+    """The process's enrolment batcher: starts arriving together are decided together."""
+    global _enrolment
+    if _enrolment is None:
+        with _lock:
+            if _enrolment is None:
+                _enrolment = Batcher(_decide_starts, expected=_reserved_requests)
+    return _enrolment
+
+
+def _reserved_requests() -> int:
+    """How many messages this worker has taken and not finished: the batches' natural size."""
+    return len(worker_state.reserved_requests)
+
+
+def _decide_starts(requests: Sequence[EnrolmentRequest]) -> list[EnrolmentDecision]:
+    return enrol_editors(requests, store(), now(), settings().grace_period)
 
 
 def license_service() -> HttpLicenseService:
@@ -98,8 +123,9 @@ def _check_store_before_beat_starts(**_: Any) -> None:
 @signals.worker_process_init.connect
 def _forget_the_parents_connections(**_: Any) -> None:
     # A forked pool process must never use the connections of its parent.
-    global _store, _license_service
+    global _store, _license_service, _enrolment
     if _store is not None:
         _store.engine.dispose(close=False)
     _store = None
     _license_service = None
+    _enrolment = None

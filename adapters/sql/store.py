@@ -8,7 +8,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, create_engine, delete, func, insert, select, update
 
 from adapters.sql import tables as t
 from adapters.sql.engine import SQLITE_WRITE_OPTION
@@ -34,6 +34,20 @@ _glance_statement = (
     .where(t.installation.c.id == 1)
 )
 
+# The statements of the enrolment path, built once: building a statement costs more than
+# running a cached one.
+_installation_statement = select(t.installation).where(t.installation.c.id == 1)
+_locked_installation_statement = _installation_statement.with_for_update()
+_holders_statement = select(t.seats).where(t.seats.c.username.in_(bindparam("names", expanding=True)))
+_requests_statement = select(t.audit_events).where(
+    t.audit_events.c.request_id.in_(bindparam("ids", expanding=True))
+)
+_insert_seats = insert(t.seats)
+_insert_events = insert(t.audit_events)
+_count_seats_statement = (
+    update(t.installation).where(t.installation.c.id == 1).values(seats_in_use=bindparam("seats_in_use"))
+)
+
 _touch_statement = (
     update(t.seats)
     .where(t.seats.c.username.in_(bindparam("usernames", expanding=True)))
@@ -50,6 +64,11 @@ class SqlStore:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._licenses_cache: tuple[int, tuple[License, ...]] | None = None
         self._cache_lock = threading.Lock()
+        # One statement needs no transaction around it: on PostgreSQL, BEGIN and ROLLBACK
+        # would be two more round trips on the hottest path. SQLite has no round trips.
+        self._single_statements = (
+            engine if self.is_sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     def writing(self) -> SqlUnitOfWork:
         """A unit of work that holds the ledger's lock until it ends."""
@@ -61,7 +80,7 @@ class SqlStore:
 
     def glance(self, usernames: Collection[str]) -> Glance:
         """Seats in use, licenses and which of `usernames` hold seats, in one statement."""
-        with self.engine.connect() as connection:
+        with self._single_statements.connect() as connection:
             rows = connection.execute(_glance_statement, {"usernames": list(usernames)}).all()
             connection.rollback()
         if not rows:
@@ -101,6 +120,13 @@ class SqlStore:
         return connection
 
 
+def _autocommit_engine(engine: Engine) -> Engine:
+    """A small second pool on the same database whose connections never open a transaction."""
+    return create_engine(
+        engine.url, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=8, pool_recycle=1800
+    )
+
+
 class SqlUnitOfWork:
     """One transaction; a writing one holds the ledger's lock from its first statement."""
 
@@ -113,10 +139,10 @@ class SqlUnitOfWork:
         connection = self._store._connect(self._writing)
         try:
             connection.begin()
-            statement = select(t.installation).where(t.installation.c.id == 1)
-            if self._writing and not self._store.is_sqlite:
-                statement = statement.with_for_update()
-            row = connection.execute(statement).one_or_none()
+            locking = self._writing and not self._store.is_sqlite
+            row = connection.execute(
+                _locked_installation_statement if locking else _installation_statement
+            ).one_or_none()
         except BaseException:
             connection.close()
             raise
@@ -147,6 +173,13 @@ class SqlUnitOfWork:
             finally:
                 connection.close()
 
+    def cached_licenses(self) -> tuple[License, ...] | None:
+        """The store's cached licenses, if they are the ones this unit of work sees."""
+        cached = self._store._licenses_cache
+        if cached is None or self._licenses_changed or cached[0] != self.licenses_version:
+            return None
+        return cached[1]
+
     @property
     def installation_id(self) -> str:
         """The identity of this installation, sent to the license service."""
@@ -167,13 +200,16 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         """Keep every change made in this unit of work."""
-        changes: dict[str, Any] = {}
-        if self._seats_in_use != self._seats_at_start:
-            changes["seats_in_use"] = self._seats_in_use
         if self._licenses_changed:
-            changes["licenses_version"] = t.installation.c.licenses_version + 1
-        if changes:
-            self.write(update(t.installation).where(t.installation.c.id == 1).values(**changes))
+            self.write(
+                update(t.installation)
+                .where(t.installation.c.id == 1)
+                .values(
+                    seats_in_use=self._seats_in_use, licenses_version=t.installation.c.licenses_version + 1
+                )
+            )
+        elif self._seats_in_use != self._seats_at_start:
+            self.write(_count_seats_statement, {"seats_in_use": self._seats_in_use})
         self.connection.commit()
         self._seats_at_start = self._seats_in_use
         self._licenses_changed = False
@@ -186,6 +222,11 @@ class SqlLicenses:
         self._uow = uow
 
     def list(self) -> list[License]:
+        # The licenses change rarely and every change bumps the installation's version, so a
+        # copy cached at the version this unit of work read is as good as reading the table.
+        cached = self._uow.cached_licenses()
+        if cached is not None:
+            return [license.copy() for license in cached]
         rows = self._uow.connection.execute(
             select(t.licenses).order_by(t.licenses.c.added_at, t.licenses.c.key)
         )
@@ -222,14 +263,13 @@ class SqlSeats:
     def holders(self, usernames: Collection[str]) -> dict[str, Seat]:
         if not usernames:
             return {}
-        statement = select(t.seats).where(t.seats.c.username.in_(bindparam("names", expanding=True)))
-        rows = self._uow.connection.execute(statement, {"names": list(usernames)})
+        rows = self._uow.connection.execute(_holders_statement, {"names": list(usernames)})
         return {row.username: _seat(row) for row in rows}
 
     def add(self, seats: Sequence[Seat]) -> None:
         if not seats:
             return
-        self._uow.write(insert(t.seats), [_seat_values(seat) for seat in seats])
+        self._uow.write(_insert_seats, [_seat_values(seat) for seat in seats])
         self._uow._seats_in_use += len(seats)
 
     def remove(self, username: str) -> None:
@@ -256,15 +296,12 @@ class SqlEvents:
 
     def record(self, events: Sequence[AuditEvent]) -> None:
         if events:
-            self._uow.write(insert(t.audit_events), [_event_values(event) for event in events])
+            self._uow.write(_insert_events, [_event_values(event) for event in events])
 
     def for_requests(self, request_ids: Collection[str]) -> dict[str, AuditEvent]:
         if not request_ids:
             return {}
-        statement = select(t.audit_events).where(
-            t.audit_events.c.request_id.in_(bindparam("ids", expanding=True))
-        )
-        rows = self._uow.connection.execute(statement, {"ids": list(request_ids)})
+        rows = self._uow.connection.execute(_requests_statement, {"ids": list(request_ids)})
         return {row.request_id: _event(row) for row in rows}
 
     def list(

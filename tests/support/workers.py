@@ -26,10 +26,13 @@ def avtor_environment(**settings: str) -> dict[str, str]:
 class CeleryProcess:
     """`celery -A worker worker|beat` as a child process with its own log file."""
 
-    def __init__(self, env: dict[str, str], *arguments: str, name: str = "worker") -> None:
+    def __init__(
+        self, env: dict[str, str], *arguments: str, name: str = "worker", app: str = "worker"
+    ) -> None:
         self.env = env
         self.arguments = list(arguments)
         self.name = name
+        self.app = app
         self.log_path = Path(tempfile.mkstemp(prefix=f"avtor-{name}-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -41,6 +44,8 @@ class CeleryProcess:
         queues: str = "avtor.enrolment,avtor.admin",
         concurrency: int = 2,
         *extra: str,
+        app: str = "worker",
+        loglevel: str = "INFO",
     ) -> CeleryProcess:
         """A worker node named `name` consuming `queues` with `concurrency` pool processes."""
         return cls(
@@ -52,11 +57,12 @@ class CeleryProcess:
             str(concurrency),
             "-n",
             f"{name}@%h",
-            "--loglevel=INFO",
+            f"--loglevel={loglevel}",
             "--without-gossip",
             "--without-mingle",
             *extra,
             name=name,
+            app=app,
         )
 
     @classmethod
@@ -75,7 +81,7 @@ class CeleryProcess:
     def start(self, wait_for: str | None = "ready.", timeout: float = 60.0) -> CeleryProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", *self.arguments],
+            [sys.executable, "-m", "celery", "-A", self.app, *self.arguments],
             env=self.env,
             cwd=ROOT,
             stdout=log,

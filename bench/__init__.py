@@ -1,0 +1,1 @@
+"""The enrolment benchmark: `scripts/bench` (see docs/benchmarks.md)."""
