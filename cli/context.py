@@ -5,14 +5,17 @@ from __future__ import annotations
 import getpass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 
-from adapters.license_service import HttpLicenseService
 from adapters.sql import SqlStore, check_schema, create_store_engine
 from config import Settings
 from domain.moments import utc_now
 from domain.refusals import Refused
+
+if TYPE_CHECKING:
+    from adapters.license_service import HttpLicenseService
 
 
 class Context:
@@ -49,6 +52,9 @@ class Context:
 
     def license_service(self) -> HttpLicenseService:
         """The vendor's license service, as the workers reach it."""
+        # Imported here: only adding a key needs HTTP and signatures, and they slow every start.
+        from adapters.license_service import HttpLicenseService
+
         settings = self.settings
         return HttpLicenseService(
             settings.license_server_url,

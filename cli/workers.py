@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from config import Settings, hide_password
 
 # Long enough for a check that the license service answers slowly, with every retry.
@@ -29,7 +27,9 @@ def ask_workers(settings: Settings, task: str, kwargs: dict[str, Any], wait: boo
     """Send `task` to the admin queue; return its result, or Queued when not waiting."""
     where = hide_password(settings.redis_url)
     check_redis(settings.redis_url)
-    # Celery is imported only by the commands that talk to the workers: it slows every start.
+    # Celery and Redis are imported only by the commands that talk to the workers: every
+    # other command starts faster without them.
+    import redis
     from celery.exceptions import TimeoutError as NoResultInTime
     from kombu.exceptions import OperationalError
 
@@ -61,6 +61,8 @@ def ask_workers(settings: Settings, task: str, kwargs: dict[str, Any], wait: boo
 
 def check_redis(url: str) -> None:
     """Raise WorkersUnavailable, naming Redis by its URL, unless Redis answers a PING."""
+    import redis
+
     client = redis.Redis.from_url(
         url, socket_connect_timeout=REDIS_CHECK_SECONDS, socket_timeout=REDIS_CHECK_SECONDS
     )
