@@ -254,9 +254,11 @@ class System:
     # --- running --------------------------------------------------------------------------------
 
     def _announce(self, settings: Settings) -> None:
-        exports = self._exports(settings)
         env_file = self._data_dir(settings) / ENV_FILE
-        env_file.write_text("".join(f"export {line}\n" for line in exports), encoding="utf-8")
+        # The file may hold passwords of the administrator's own URLs: only its owner reads it.
+        env_file.touch(mode=0o600)
+        env_file.chmod(0o600)
+        env_file.write_text("".join(f"export {line}\n" for line in self._exports(settings)), encoding="utf-8")
         self.env_file = env_file
         lines = [
             "",
@@ -267,7 +269,7 @@ class System:
             "Use the administrator's command line in another terminal:",
             f"  cd {ROOT}",
             f"  . {_shown_path(env_file)}        # or these exports:",
-            *(f"  export {line}" for line in exports),
+            *(f"  export {line}" for line in self._exports(settings, shown=True)),
             "  .venv/bin/avtorlm status",
             '  .venv/bin/avtorlm eula accept --by "Your Name"',
             "  .venv/bin/avtorlm license add AVTR-DEMO-ACTV-SEAT-0005",
@@ -278,7 +280,8 @@ class System:
         ]
         _say("\n".join(lines))
 
-    def _exports(self, settings: Settings) -> list[str]:
+    def _exports(self, settings: Settings, shown: bool = False) -> list[str]:
+        """The variables that point a shell at this run; passwords hidden when `shown` on screen."""
         names = [
             "AVTOR_DATA_DIR",
             "AVTOR_DATABASE_URL",
@@ -291,6 +294,8 @@ class System:
         values = {"AVTOR_DATA_DIR": str(self._data_dir(settings).resolve())} | {
             name: self.env[name] for name in names if self.env.get(name)
         }
+        if shown:
+            values = {name: hide_password(value) for name, value in values.items()}
         return [f"{name}={_quoted(values[name])}" for name in names if name in values]
 
     def _watch(self) -> Child | None:
