@@ -80,10 +80,12 @@ def list_seat_holders(arguments: argparse.Namespace, context: Context) -> int:
     if page.total == 0:
         say("Nobody holds a seat yet: seats go to editors when they start Avtor, or `avtorlm user add NAME`.")
         return 0
-    if page.seats:
-        say(table(USER_HEADERS, [_seat_row(seat) for seat in page.seats]))
+    if not page.seats:
+        say(f"{users_hold(page.total)}: --offset {page.offset} is past the last of them.")
+        return 0
+    say(table(USER_HEADERS, [_seat_row(seat) for seat in page.seats]))
     shown_to = page.offset + len(page.seats)
-    say(f"\n{users_hold(page.total)}; shown: {page.offset + 1 if page.seats else 0} to {shown_to}.")
+    say(f"\n{users_hold(page.total)}; shown: {page.offset + 1} to {shown_to}.")
     if shown_to < page.total:
         say(f"Next page: avtorlm user list --offset {shown_to}" + (f" --limit {limit}" if limit else ""))
     return 0
