@@ -17,7 +17,6 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -26,7 +25,8 @@ import requests
 
 from adapters.sql import StoreUnreachable, create_store_engine, describe_url, migrate
 from config import Settings, SettingsError, hide_password, load_settings
-from runner.children import ROOT, Child, ChildFailed
+from runner.announcement import banner, exports, spoken, write_env_file
+from runner.children import Child, ChildFailed
 from runner.redis_server import (
     NoRedisServer,
     answers_ping,
@@ -241,7 +241,7 @@ class System:
             self._check_stop()
         self.notes.append(f"enrolment worker queue avtor.enrolment  (log {enrolment.log_path})")
         self.notes.append(f"admin worker     queue avtor.admin      (log {admin.log_path})")
-        every, tick = _spoken(settings.revalidate_every), _spoken(settings.revalidate_tick)
+        every, tick = spoken(settings.revalidate_every), spoken(settings.revalidate_tick)
         self.notes.append(
             f"beat             exactly one: licenses re-validated every {every}, looked at every {tick}  "
             f"(log {beat.log_path})"
@@ -254,49 +254,10 @@ class System:
     # --- running --------------------------------------------------------------------------------
 
     def _announce(self, settings: Settings) -> None:
-        env_file = self._data_dir(settings) / ENV_FILE
-        # The file may hold passwords of the administrator's own URLs: only its owner reads it.
-        env_file.touch(mode=0o600)
-        env_file.chmod(0o600)
-        env_file.write_text("".join(f"export {line}\n" for line in self._exports(settings)), encoding="utf-8")
-        self.env_file = env_file
-        lines = [
-            "",
-            "The Avtor License Manager runs. Stop it with Ctrl-C.",
-            f"  store            {describe_url(settings.store_url)}",
-            *(f"  {note}" for note in self.notes),
-            "",
-            "Use the administrator's command line in another terminal:",
-            f"  cd {ROOT}",
-            f"  . {_shown_path(env_file)}        # or these exports:",
-            *(f"  export {line}" for line in self._exports(settings, shown=True)),
-            "  .venv/bin/avtorlm status",
-            '  .venv/bin/avtorlm eula accept --by "Your Name"',
-            "  .venv/bin/avtorlm license add AVTR-DEMO-ACTV-SEAT-0005",
-            "  .venv/bin/avtorlm user list",
-            "",
-            "Watch the whole story: scripts/demo",
-            "",
-        ]
-        _say("\n".join(lines))
-
-    def _exports(self, settings: Settings, shown: bool = False) -> list[str]:
-        """The variables that point a shell at this run; passwords hidden when `shown` on screen."""
-        names = [
-            "AVTOR_DATA_DIR",
-            "AVTOR_DATABASE_URL",
-            "AVTOR_REDIS_URL",
-            "AVTOR_LICENSE_SERVER_URL",
-            "AVTOR_LICENSE_SERVER_PUBLIC_KEY",
-            "AVTOR_REVALIDATE_EVERY",
-            "AVTOR_REVALIDATE_TICK",
-        ]
-        values = {"AVTOR_DATA_DIR": str(self._data_dir(settings).resolve())} | {
-            name: self.env[name] for name in names if self.env.get(name)
-        }
-        if shown:
-            values = {name: hide_password(value) for name, value in values.items()}
-        return [f"{name}={_quoted(values[name])}" for name in names if name in values]
+        data_dir = self._data_dir(settings)
+        self.env_file = data_dir / ENV_FILE
+        write_env_file(self.env_file, exports(self.env, data_dir))
+        _say(banner(settings, self.notes, self.env_file, exports(self.env, data_dir, shown=True)))
 
     def _watch(self) -> Child | None:
         """Wait for a stop request; return the child that stopped on its own, if one did."""
@@ -348,14 +309,6 @@ def _refuse_busy_port(port: int, option: str, what: str) -> None:
             ) from None
 
 
-def _spoken(duration: timedelta) -> str:
-    seconds = duration.total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
-
-
 def _logged(child: Child, text: str) -> bool:
     return text in child.log_text()
 
@@ -367,17 +320,6 @@ def _public_key(url: str) -> str | None:
         return str(response.json()["public_key"])
     except (requests.RequestException, ValueError, KeyError):
         return None
-
-
-def _quoted(value: str) -> str:
-    safe = all(character.isalnum() or character in "/:._-=+@" for character in value)
-    return value if safe else "'" + value.replace("'", "'\\''") + "'"
-
-
-def _shown_path(path: Path) -> str:
-    with contextlib.suppress(ValueError):
-        return str(path.resolve().relative_to(ROOT))
-    return str(path.resolve())
 
 
 def _say(text: str) -> None:
