@@ -1,4 +1,8 @@
-"""`avtorlm`: the administrator's command line."""
+"""`avtorlm`: the administrator's command line.
+
+Exit codes: 0 done, 1 refused or impossible (the message says why and what to
+do), 2 wrong usage or settings.
+"""
 
 from __future__ import annotations
 
@@ -6,44 +10,69 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from adapters.sql import StoreUnreachable, create_store_engine, describe_url, migrate
+from sqlalchemy.exc import SQLAlchemyError
+
+from adapters.sql import SchemaOutdated, StoreUnreachable, describe_url
+from cli import agreement, events, licenses, migrate, report, status, users
+from cli.context import Context
+from cli.output import emit_json, warn
+from cli.workers import WorkersUnavailable
 from config import SettingsError, load_settings
+from domain.agreement import AgreementNotAccepted
+from domain.refusals import Refused
 
 EXIT_DONE, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `avtorlm` command; return its exit code."""
-    parser = argparse.ArgumentParser(
-        prog="avtorlm", description="The Avtor License Manager's administrator tool."
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("migrate", help="create or update the store's tables (safe to run again)")
-    arguments = parser.parse_args(argv)
+    arguments = parser().parse_args(argv)
     try:
         settings = load_settings()
     except SettingsError as error:
-        print(error, file=sys.stderr)
+        warn(str(error))
         return EXIT_USAGE
-    assert arguments.command == "migrate"
-    return _migrate(settings.store_url)
-
-
-def _migrate(url: str) -> int:
-    engine = create_store_engine(url)
+    context = Context(settings, json=arguments.json, show_keys=arguments.show_keys)
     try:
-        before, after = migrate(engine)
-    except StoreUnreachable as error:
-        print(error, file=sys.stderr)
-        return EXIT_REFUSED
+        return int(arguments.run(arguments, context))
+    except AgreementNotAccepted as refusal:
+        agreement.explain_agreement_needed(refusal, context.json)
+    except (Refused, StoreUnreachable, SchemaOutdated, WorkersUnavailable) as refusal:
+        _refuse(str(refusal), context.json)
+    except SQLAlchemyError as error:
+        _refuse(
+            f"The store at {describe_url(settings.store_url)} failed: {error.__class__.__name__}: "
+            f"{getattr(error, 'orig', None) or error}. Check that the database server runs and "
+            "AVTOR_DATABASE_URL, then try again; nothing was changed.",
+            context.json,
+        )
     finally:
-        engine.dispose()
-    where = describe_url(url)
-    if before == after:
-        print(f"The store at {where} is up to date (schema revision {after}).")
+        context.close()
+    return EXIT_REFUSED
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line's grammar."""
+    main_parser = argparse.ArgumentParser(
+        prog="avtorlm",
+        description="The Avtor License Manager's administrator tool. Settings come from the AVTOR_* "
+        "environment variables (see README.md).",
+        epilog="Exit codes: 0 done, 1 refused (the message says why), 2 wrong usage.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="answer in JSON, for scripts")
+    common.add_argument("--show-keys", action="store_true", help="show license keys in full")
+    commands = main_parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (status, licenses, users, events, report, agreement, migrate):
+        module.register(commands, common)
+    return main_parser
+
+
+def _refuse(message: str, json: bool) -> None:
+    if json:
+        emit_json({"ok": False, "message": message})
     else:
-        print(f"The store at {where} is migrated from revision {before or 'none'} to {after}.")
-    return EXIT_DONE
+        warn(message)
 
 
 if __name__ == "__main__":

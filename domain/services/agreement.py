@@ -32,6 +32,13 @@ def accept_agreement(accepted_by: str, store: Store, now: datetime, grace_period
     return acceptance
 
 
+def agreement_in_force(store: Store) -> Acceptance | None:
+    """The acceptance of the agreement in force, or None if nobody has accepted it yet."""
+    with store.reading() as uow:
+        latest = uow.agreements.latest()
+    return latest if latest is not None and latest.is_current else None
+
+
 def require_agreement(uow: UnitOfWork) -> None:
     """Refuse to go on unless the agreement in force has been accepted."""
     latest = uow.agreements.latest()

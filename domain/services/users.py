@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.events import EventKind
@@ -59,6 +60,21 @@ def remove_user(
         uow.events.record([before.event(EventKind.USER_REMOVED, now, removed_by, username, after)])
         uow.commit()
     return after
+
+
+@dataclass(frozen=True)
+class UserPage:
+    """One page of the users who hold seats, oldest seat first, and how many hold seats in all."""
+
+    seats: list[Seat]
+    total: int
+    offset: int
+
+
+def list_users(store: Store, limit: int | None = None, offset: int = 0) -> UserPage:
+    """The seat holders from `offset` on, at most `limit` of them (None: all)."""
+    with store.reading() as uow:
+        return UserPage(uow.seats.list(limit, offset), uow.seats.count(), offset)
 
 
 def _read_name(raw_name: object) -> str:

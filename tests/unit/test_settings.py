@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import SettingsError, load_settings, parse_duration
+from config.settings import SettingsError, hide_password, load_settings, parse_duration
 
 
 def test_defaults_are_sane(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,3 +108,15 @@ def test_a_wrong_value_names_the_variable_and_what_it_accepts(
 )
 def test_durations(text: str, expected: int) -> None:
     assert parse_duration(text) == timedelta(seconds=expected)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://:s3cret@redis.example:6379/2", "redis://:***@redis.example:6379/2"),
+        ("rediss://avtor:s3cret@redis.example/0", "rediss://avtor:***@redis.example/0"),
+    ],
+)
+def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert hide_password(url) == shown

@@ -1,0 +1,30 @@
+# The Avtor License Manager's image: one image for every role in docker-compose.yml
+# (migration, workers, beat, the development license server, Flower).
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    AVTOR_DATA_DIR=/var/lib/avtor
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY adapters ./adapters
+COPY cli ./cli
+COPY config ./config
+COPY domain ./domain
+COPY host_client ./host_client
+COPY licenseserver ./licenseserver
+COPY runner ./runner
+COPY tasks ./tasks
+COPY worker ./worker
+# A regular (not editable) install: the console scripts avtorlm and avtor-license-server,
+# `celery -A worker`, and Flower from the monitoring extra.
+RUN pip install ".[monitoring]"
+
+# Run as an unprivileged user; beat keeps its schedule file in the data folder.
+RUN useradd --system --uid 10001 --home-dir /var/lib/avtor avtor \
+    && mkdir -p /var/lib/avtor \
+    && chown avtor /var/lib/avtor
+USER avtor
+WORKDIR /var/lib/avtor

@@ -1,0 +1,90 @@
+"""What every command works with: the settings, the store, the license service, who is acting."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import make_url
+
+from adapters.sql import SqlStore, check_schema, create_store_engine
+from config import Settings
+from domain.moments import utc_now
+from domain.refusals import Refused
+
+if TYPE_CHECKING:
+    from adapters.license_service import HttpLicenseService
+
+
+class Context:
+    """One command's view of the installation; the store is opened, and checked, on first use."""
+
+    def __init__(self, settings: Settings, json: bool = False, show_keys: bool = False) -> None:
+        self.settings = settings
+        self.json = json
+        self.show_keys = show_keys
+        self._store: SqlStore | None = None
+
+    @property
+    def actor(self) -> str:
+        """Who the audit log names for this command's changes."""
+        return f"{_login_name()} (avtorlm)"
+
+    def now(self) -> datetime:
+        """The current instant, in UTC."""
+        return utc_now()
+
+    def store(self) -> SqlStore:
+        """The store, once it is known to exist and to be at the schema this version needs."""
+        if self._store is None:
+            url = self.settings.store_url
+            _refuse_missing_sqlite_file(url)
+            engine = create_store_engine(url)
+            try:
+                check_schema(engine)
+            except BaseException:
+                engine.dispose()
+                raise
+            self._store = SqlStore(engine)
+        return self._store
+
+    def license_service(self) -> HttpLicenseService:
+        """The vendor's license service, as the workers reach it."""
+        # Imported here: only adding a key needs HTTP and signatures, and they slow every start.
+        from adapters.license_service import HttpLicenseService
+
+        settings = self.settings
+        return HttpLicenseService(
+            settings.license_server_url,
+            settings.license_server_public_key,
+            connect_timeout=settings.license_server_connect_timeout.total_seconds(),
+            read_timeout=settings.license_server_timeout.total_seconds(),
+            attempts=settings.license_server_attempts,
+        )
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        if self._store is not None:
+            self._store.engine.dispose()
+            self._store = None
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "administrator"
+
+
+def _refuse_missing_sqlite_file(url: str) -> None:
+    # Opening a SQLite file creates it: a mistyped data folder would silently get an empty store.
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    if not Path(parsed.database).exists():
+        raise Refused(
+            f"There is no store at {parsed.database} yet: run `avtorlm migrate` to create it, "
+            "or point AVTOR_DATA_DIR or AVTOR_DATABASE_URL at the store the workers use."
+        )

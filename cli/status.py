@@ -1,0 +1,87 @@
+"""`avtorlm status`: seats licensed, in use, free, over the limit, and what to do about it."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cli.agreement import ACCEPT_COMMAND
+from cli.context import Context
+from cli.licenses import LICENSE_HEADERS, license_document, license_rows
+from cli.output import emit_json, say, table, users_hold, when
+from domain.services.ledger import SeatCounts
+from domain.services.status import LedgerStatus, describe_ledger
+from tasks.messages import agreement_message, counts_message
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add the `status` command."""
+    status = commands.add_parser(
+        "status", parents=[common], help="seats licensed, in use and free; what to do when none are left"
+    )
+    status.set_defaults(run=show_status)
+
+
+def show_status(arguments: argparse.Namespace, context: Context) -> int:
+    """Print the seat counts, the licenses and the agreement."""
+    status = describe_ledger(context.store(), context.now(), context.settings.grace_period)
+    if context.json:
+        emit_json(status_document(status, context.show_keys))
+        return 0
+    counts = status.counts
+    say(f"Seats licensed: {counts.licensed}")
+    say(f"Seats in use:   {counts.in_use}")
+    say(f"Seats free:     {counts.free}")
+    say(f"Over limit:     {'by ' + str(counts.over_limit_by) if counts.over_limit_by else 'no'}")
+    say()
+    if status.licenses:
+        say(table(LICENSE_HEADERS, license_rows(status.licenses, context.show_keys)))
+    else:
+        say("No license has been added yet.")
+    say()
+    if status.agreement is None or not status.agreement.is_current:
+        say(f"The license agreement has not been accepted yet: `{ACCEPT_COMMAND}`.")
+    else:
+        accepted = status.agreement
+        say(
+            f"License agreement {accepted.version} accepted by {accepted.accepted_by} "
+            f"at {when(accepted.accepted_at)}."
+        )
+    advice = what_to_do(counts)
+    if advice:
+        say()
+        say(advice)
+    return 0
+
+
+def status_document(status: LedgerStatus, show_keys: bool) -> dict[str, Any]:
+    """The status as JSON, in the shape of the `avtor.admin.status` task's result."""
+    return {
+        **counts_message(status.counts),
+        "licenses": [license_document(view, show_keys) for view in status.licenses],
+        "agreement": agreement_message(status.agreement),
+        "advice": what_to_do(status.counts),
+    }
+
+
+def what_to_do(counts: SeatCounts) -> str | None:
+    """The line that tells the administrator what to do when over the limit or out of seats."""
+    if counts.over_limit_by:
+        return (
+            f"OVER LIMIT: {users_hold(counts.in_use)} but the licenses grant only "
+            f"{counts.licensed}. Nobody may use Avtor until {_are_removed(counts.over_limit_by)} "
+            "(`avtorlm user list`, `avtorlm user remove NAME`) or licenses are added "
+            "(`avtorlm license add KEY`)."
+        )
+    if counts.licensed == 0:
+        return "No seats are licensed: add a license with `avtorlm license add KEY`."
+    if counts.free == 0:
+        return (
+            f"No seat is free: all {counts.licensed} are in use, so the next editor without a seat will be "
+            "refused. Add a license (`avtorlm license add KEY`) or remove users (`avtorlm user remove NAME`)."
+        )
+    return None
+
+
+def _are_removed(users: int) -> str:
+    return "1 user is removed" if users == 1 else f"{users} users are removed"

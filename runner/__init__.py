@@ -1,0 +1,1 @@
+"""The one-command local run (`scripts/run`) and its demo (`scripts/demo`)."""

@@ -1,0 +1,83 @@
+"""What `scripts/run` tells the administrator once everything runs, and the run.env it writes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from adapters.sql import describe_url
+from config import Settings, hide_password
+from runner.children import ROOT
+
+# The variables another shell needs to reach the running system.
+EXPORTED = [
+    "AVTOR_DATA_DIR",
+    "AVTOR_DATABASE_URL",
+    "AVTOR_REDIS_URL",
+    "AVTOR_LICENSE_SERVER_URL",
+    "AVTOR_LICENSE_SERVER_PUBLIC_KEY",
+    "AVTOR_REVALIDATE_EVERY",
+    "AVTOR_REVALIDATE_TICK",
+]
+
+
+def exports(env: Mapping[str, str], data_dir: Path, shown: bool = False) -> list[str]:
+    """`NAME=value` lines that point a shell at this run; passwords hidden when `shown` on screen."""
+    values = {"AVTOR_DATA_DIR": str(data_dir.resolve())} | {
+        name: env[name] for name in EXPORTED if env.get(name) and name != "AVTOR_DATA_DIR"
+    }
+    if shown:
+        values = {name: hide_password(value) for name, value in values.items()}
+    return [f"{name}={_quoted(values[name])}" for name in EXPORTED if name in values]
+
+
+def write_env_file(path: Path, lines: Sequence[str]) -> None:
+    """Write the exports for `. data/run.env`, readable by the owner only (URLs may hold passwords)."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("".join(f"export {line}\n" for line in lines), encoding="utf-8")
+
+
+def banner(settings: Settings, notes: Sequence[str], env_file: Path, shown_exports: Sequence[str]) -> str:
+    """Where everything runs, and how to use the command line against it."""
+    lines = [
+        "",
+        "The Avtor License Manager runs. Stop it with Ctrl-C.",
+        f"  store            {describe_url(settings.store_url)}",
+        *(f"  {note}" for note in notes),
+        "",
+        "Use the administrator's command line in another terminal:",
+        f"  cd {ROOT}",
+        f"  . {_shown_path(env_file)}        # or these exports:",
+        *(f"  export {line}" for line in shown_exports),
+        "  .venv/bin/avtorlm status",
+        '  .venv/bin/avtorlm eula accept --by "Your Name"',
+        "  .venv/bin/avtorlm license add AVTR-DEMO-ACTV-SEAT-0005",
+        "  .venv/bin/avtorlm user list",
+        "",
+        "Watch the whole story: scripts/demo",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def spoken(duration: timedelta) -> str:
+    """A duration as the settings take it: 3d, 1m, 10s."""
+    seconds = duration.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _quoted(value: str) -> str:
+    safe = all(character.isalnum() or character in "/:._-=+@" for character in value)
+    return value if safe else "'" + value.replace("'", "'\\''") + "'"
+
+
+def _shown_path(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.resolve().relative_to(ROOT))
+    return str(path.resolve())

@@ -1,0 +1,326 @@
+"""`scripts/run`: the whole system in the foreground on its embedded default, until Ctrl-C.
+
+It migrates the store, starts Redis (unless AVTOR_REDIS_URL names one), the
+development license server (unless AVTOR_LICENSE_SERVER_URL names a service), an
+enrolment worker, an admin worker and exactly one beat; prints where everything
+runs; and on Ctrl-C or SIGTERM stops them all, newest first, and exits 0. If a
+process stops on its own, the others are stopped and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from types import FrameType
+
+import requests
+
+from adapters.sql import StoreUnreachable, create_store_engine, describe_url, migrate
+from config import Settings, SettingsError, hide_password, load_settings
+from runner.announcement import banner, exports, spoken, write_env_file
+from runner.children import Child, ChildFailed
+from runner.redis_server import (
+    NoRedisServer,
+    answers_ping,
+    persistence_warnings,
+    redis_server_argv,
+    redis_server_binary,
+)
+
+DEFAULT_REDIS_PORT = 6479
+DEFAULT_LICENSE_SERVER_PORT = 8470
+START_SECONDS = 90.0
+# A schedule fast enough to watch: each license is re-validated every 10 s, looked for every second.
+DEMO_SCHEDULE = {"AVTOR_REVALIDATE_EVERY": "10s", "AVTOR_REVALIDATE_TICK": "1s"}
+ENV_FILE = "run.env"
+
+
+class Stopped(Exception):
+    """Ctrl-C or SIGTERM arrived while the system was starting."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the system until it is stopped; return the exit code."""
+    options = _parser().parse_args(argv)
+    system = System(options)
+    signal.signal(signal.SIGINT, system.request_stop)
+    signal.signal(signal.SIGTERM, system.request_stop)
+    return system.run()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scripts/run",
+        description="Run the Avtor License Manager in the foreground: SQLite store, Redis, the development "
+        "license server with demo keys, workers and beat. Stop it with Ctrl-C.",
+    )
+    parser.add_argument(
+        "--redis-port",
+        type=int,
+        default=DEFAULT_REDIS_PORT,
+        help=f"port of the Redis started here (default {DEFAULT_REDIS_PORT}); not used with AVTOR_REDIS_URL",
+    )
+    parser.add_argument(
+        "--license-server-port",
+        type=int,
+        default=DEFAULT_LICENSE_SERVER_PORT,
+        help=f"port of the development license server (default {DEFAULT_LICENSE_SERVER_PORT})",
+    )
+    parser.add_argument(
+        "--demo-schedule",
+        action="store_true",
+        help="re-validate every license every 10 s (beat ticks every second), to watch the schedule work",
+    )
+    return parser
+
+
+class System:
+    """The processes of one local run, started in order and stopped in reverse."""
+
+    def __init__(self, options: argparse.Namespace) -> None:
+        self.options = options
+        self.children: list[Child] = []
+        self.stop_signal: int | None = None
+        self.hurry = False
+        self.env = {name: value for name, value in os.environ.items()}
+        self.env["PYTHONUNBUFFERED"] = "1"
+        self.starts_redis = False
+        self.starts_license_server = False
+        self.env_file: Path | None = None
+        self.notes: list[str] = []
+
+    def request_stop(self, number: int, _frame: FrameType | None) -> None:
+        """Signal handler: the first signal stops the system in order, a second one hurries it."""
+        if self.stop_signal is not None:
+            self.hurry = True
+            _say("Stopping at once.")
+            return
+        self.stop_signal = number
+        if self.children:
+            _say("\nStopping the Avtor License Manager (Ctrl-C again to stop at once) ...")
+
+    def run(self) -> int:
+        """Start everything, watch it, stop it; 0 after a requested stop, 1 after a failure."""
+        code = 0
+        try:
+            settings = self._settings()
+            self._start(settings)
+            self._announce(settings)
+            failed = self._watch()
+            if failed is not None:
+                status = failed.exit_code()
+                _say(f"The {failed.name} stopped unexpectedly (exit code {status}).\n{failed.tail()}")
+                code = 1
+        except Stopped:
+            pass
+        except (ChildFailed, NoRedisServer, StoreUnreachable, SettingsError, RefusedStart) as error:
+            _say(str(error))
+            code = 1
+        finally:
+            self._stop_all()
+        if code == 0:
+            _say("The Avtor License Manager has stopped.")
+        return code
+
+    # --- starting -------------------------------------------------------------------------------
+
+    def _settings(self) -> Settings:
+        """The settings of the run: the environment's, plus what the run starts or was told by flags."""
+        settings = load_settings()
+        overrides = dict(DEMO_SCHEDULE) if self.options.demo_schedule else {}
+        if "redis_url" not in settings.model_fields_set:
+            overrides["AVTOR_REDIS_URL"] = f"redis://127.0.0.1:{self.options.redis_port}/0"
+        if "license_server_url" not in settings.model_fields_set:
+            overrides["AVTOR_LICENSE_SERVER_URL"] = f"http://127.0.0.1:{self.options.license_server_port}"
+        self.env.update(overrides)
+        self.starts_redis = "AVTOR_REDIS_URL" in overrides
+        self.starts_license_server = "AVTOR_LICENSE_SERVER_URL" in overrides
+        return load_settings(
+            **{name.removeprefix("AVTOR_").lower(): value for name, value in overrides.items()}
+        )
+
+    def _start(self, settings: Settings) -> None:
+        self._migrate(settings)
+        self._check_stop()
+        if self.starts_redis:
+            self._start_redis(settings)
+        else:
+            self._check_own_redis(settings)
+        self._check_stop()
+        if self.starts_license_server:
+            self._start_license_server(settings)
+        self._check_stop()
+        self._start_celery(settings)
+
+    def _migrate(self, settings: Settings) -> None:
+        engine = create_store_engine(settings.store_url)
+        try:
+            before, after = migrate(engine)
+        finally:
+            engine.dispose()
+        change = "up to date" if before == after else f"migrated from revision {before or 'none'}"
+        _say(f"Store {describe_url(settings.store_url)}: {change} (schema revision {after}).")
+
+    def _start_redis(self, settings: Settings) -> None:
+        port = self.options.redis_port
+        _refuse_busy_port(port, "--redis-port", "Redis")
+        directory = self._data_dir(settings) / "redis"
+        directory.mkdir(parents=True, exist_ok=True)
+        argv = redis_server_argv(redis_server_binary(), port, directory.resolve())
+        redis = self._launch(Child("Redis server", argv, self.env, self._log(settings, "redis"), 20.0))
+        redis.wait_until(lambda: answers_ping(settings.redis_url), START_SECONDS, self._stopping)
+        self._check_stop()
+        self.notes.append(
+            f"Redis            {settings.redis_url}  (started here: append-only, noeviction, in {directory})"
+        )
+
+    def _check_own_redis(self, settings: Settings) -> None:
+        where = hide_password(settings.redis_url)
+        if not answers_ping(settings.redis_url):
+            raise RefusedStart(
+                f"Redis at {where} (AVTOR_REDIS_URL) cannot be reached: start it, or unset AVTOR_REDIS_URL "
+                "to let scripts/run start a Redis of its own."
+            )
+        for warning in persistence_warnings(settings.redis_url):
+            _say(f"WARNING: Redis at {where}: {warning}.")
+        self.notes.append(f"Redis            {where}  (yours, from AVTOR_REDIS_URL)")
+
+    def _start_license_server(self, settings: Settings) -> None:
+        port = self.options.license_server_port
+        _refuse_busy_port(port, "--license-server-port", "the development license server")
+        argv = [sys.executable, "-m", "licenseserver", "--host", "127.0.0.1", "--port", str(port)]
+        server = self._launch(
+            Child("development license server", argv, self.env, self._log(settings, "license-server"), 10.0)
+        )
+        server.wait_until(
+            lambda: _public_key(settings.license_server_url) is not None, START_SECONDS, self._stopping
+        )
+        self._check_stop()
+        public_key = _public_key(settings.license_server_url)
+        assert public_key is not None
+        self.env["AVTOR_LICENSE_SERVER_PUBLIC_KEY"] = public_key
+        self.notes.append(
+            f"license server   {settings.license_server_url}  (development server with the demo keys; "
+            f"switches under /_dev, see docs/license-server.md)"
+        )
+
+    def _start_celery(self, settings: Settings) -> None:
+        celery = [sys.executable, "-m", "celery", "-A", "worker"]
+        quiet = ["--loglevel=INFO", "--without-gossip", "--without-mingle"]
+        enrolment = Child(
+            "enrolment worker",
+            [*celery, "worker", "-Q", "avtor.enrolment", "-n", "enrolment@%h", "-c", "2", *quiet],
+            self.env,
+            self._log(settings, "worker-enrolment"),
+        )
+        admin = Child(
+            "admin worker",
+            [*celery, "worker", "-Q", "avtor.admin", "-n", "admin@%h", "-c", "2", *quiet],
+            self.env,
+            self._log(settings, "worker-admin"),
+        )
+        schedule = self._data_dir(settings) / "celerybeat-schedule"
+        beat = Child(
+            "beat",
+            [*celery, "beat", "--loglevel=INFO", "-s", str(schedule)],
+            self.env,
+            self._log(settings, "beat"),
+        )
+        for child in (enrolment, admin, beat):
+            self._launch(child)
+        for child, ready in ((enrolment, " ready."), (admin, " ready."), (beat, "beat: Starting...")):
+            child.wait_until(partial(_logged, child, ready), START_SECONDS, self._stopping)
+            self._check_stop()
+        self.notes.append(f"enrolment worker queue avtor.enrolment  (log {enrolment.log_path})")
+        self.notes.append(f"admin worker     queue avtor.admin      (log {admin.log_path})")
+        every, tick = spoken(settings.revalidate_every), spoken(settings.revalidate_tick)
+        self.notes.append(
+            f"beat             exactly one: licenses re-validated every {every}, looked at every {tick}  "
+            f"(log {beat.log_path})"
+        )
+
+    def _launch(self, child: Child) -> Child:
+        self.children.append(child)
+        return child.start()
+
+    # --- running --------------------------------------------------------------------------------
+
+    def _announce(self, settings: Settings) -> None:
+        data_dir = self._data_dir(settings)
+        self.env_file = data_dir / ENV_FILE
+        write_env_file(self.env_file, exports(self.env, data_dir))
+        _say(banner(settings, self.notes, self.env_file, exports(self.env, data_dir, shown=True)))
+
+    def _watch(self) -> Child | None:
+        """Wait for a stop request; return the child that stopped on its own, if one did."""
+        while not self._stopping():
+            for child in self.children:
+                if child.exit_code() is not None:
+                    return child
+            time.sleep(0.2)
+        return None
+
+    # --- stopping -------------------------------------------------------------------------------
+
+    def _stopping(self) -> bool:
+        return self.stop_signal is not None
+
+    def _check_stop(self) -> None:
+        if self._stopping():
+            raise Stopped()
+
+    def _stop_all(self) -> None:
+        for child in reversed(self.children):
+            if child.exit_code() is None:
+                _say(f"  stopping the {child.name} ...")
+            child.stop(lambda: self.hurry)
+        if self.env_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.env_file.unlink()
+
+    def _data_dir(self, settings: Settings) -> Path:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return settings.data_dir
+
+    def _log(self, settings: Settings, name: str) -> Path:
+        return self._data_dir(settings) / "logs" / f"{name}.log"
+
+
+class RefusedStart(Exception):
+    """Something the run needs is missing; the message says what to do."""
+
+
+def _refuse_busy_port(port: int, option: str, what: str) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise RefusedStart(
+                f"Port {port} on 127.0.0.1 is in use, so {what} cannot listen there: stop what uses it "
+                f"(another scripts/run?) or choose another port with {option}."
+            ) from None
+
+
+def _logged(child: Child, text: str) -> bool:
+    return text in child.log_text()
+
+
+def _public_key(url: str) -> str | None:
+    try:
+        response = requests.get(url + "/_dev/public-key", timeout=(1.0, 2.0))
+        response.raise_for_status()
+        return str(response.json()["public_key"])
+    except (requests.RequestException, ValueError, KeyError):
+        return None
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)

@@ -1,0 +1,133 @@
+"""The README's run command, end to end: `scripts/run` on free ports, the demo against it, Ctrl-C.
+
+The run starts its own Redis, the development license server, two workers and
+beat; the demo tells the whole story through them; SIGINT stops everything and
+nothing of it is left running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import ProcessInfo, descendants, kill_all, still_running
+from tests.support.servers import free_port
+from tests.support.workers import ROOT, avtor_environment
+
+STARTED = "The Avtor License Manager runs."
+START_SECONDS = 120.0
+
+
+class Run:
+    """`scripts/run` as a subprocess in a session of its own, its output in a file."""
+
+    def __init__(self, directory: Path, *options: str) -> None:
+        self.env = avtor_environment(data_dir=str(directory / "data"))
+        self.log_path = directory / "run.log"
+        self.data = directory / "data"
+        self.options = ["--redis-port", str(free_port()), "--license-server-port", str(free_port()), *options]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started: list[ProcessInfo] = []
+
+    def start(self) -> Run:
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [str(ROOT / "scripts" / "run"), *self.options],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + START_SECONDS
+        while STARTED not in self.output():
+            assert self.process.poll() is None, (
+                f"scripts/run exited with {self.process.returncode}:\n{self.output()}"
+            )
+            assert time.monotonic() < deadline, (
+                f"scripts/run did not start in {START_SECONDS} s:\n{self.output()}"
+            )
+            time.sleep(0.2)
+        self.started = descendants(self.process.pid)
+        return self
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait(self, timeout: float = 90.0) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def everything(self) -> list[ProcessInfo]:
+        """The run's processes as first seen, and the run itself."""
+        assert self.process is not None
+        return [*self.started, *descendants(self.process.pid)]
+
+    def cleanup(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        kill_all(self.started)
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator[Run]:
+    running = Run(tmp_path, "--demo-schedule").start()
+    yield running
+    running.cleanup()
+
+
+def commands(processes: list[ProcessInfo]) -> str:
+    return "\n".join(info.command for info in processes)
+
+
+def test_the_run_command_runs_the_whole_story_and_ctrl_c_stops_everything(run: Run) -> None:
+    started = commands(run.started)
+    assert "redis-server" in started and "licenseserver" in started
+    assert "-Q avtor.enrolment" in started and "-Q avtor.admin" in started
+    assert started.count("celery -A worker beat") == 1
+    assert (run.data / "run.env").exists()
+
+    demo = subprocess.run(
+        [str(ROOT / "scripts" / "demo")], env=run.env, cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    story = demo.stdout
+    assert demo.returncode == 0, f"{story}\n{demo.stderr}\n--- scripts/run:\n{run.output()}"
+    assert "The license …0005 is added: 5 seats until" in story
+    assert "demo\\editor-09 starts Avtor: REFUSED (no_seats). No Avtor seat is free: 8 of 8 seats" in story
+    assert (
+        "REFUSED (over_limit). Avtor cannot be used: 8 users hold seats but the licenses grant only 5"
+        in story
+    )
+    assert "demo\\editor-01 starts Avtor: already_enrolled." in story
+    assert "The license …0005 is verified: 8 seats until" in story
+    assert "demo\\editor-09 starts Avtor: granted. Seat granted: 6 of 8 seats in use." in story
+    assert "last verified moved to" in story and "license_refreshed  schedule" in story
+
+    assert run.process is not None
+    run.process.send_signal(signal.SIGINT)
+    assert run.wait() == 0, run.output()
+    assert "The Avtor License Manager has stopped." in run.output()
+    assert still_running(run.everything()) == []
+    assert not (run.data / "run.env").exists()
+    assert (run.data / "redis" / "appendonlydir").is_dir()
+
+
+def test_a_process_that_dies_stops_the_rest_and_the_run_says_which(tmp_path: Path) -> None:
+    run = Run(tmp_path).start()
+    try:
+        [server] = [info for info in run.started if "licenseserver" in info.command]
+        os.kill(server.pid, signal.SIGKILL)
+        assert run.wait() == 1
+        output = run.output()
+        assert "The development license server stopped unexpectedly (exit code -9)." in output
+        assert "Last lines of" in output and "license-server.log" in output
+        assert still_running(run.everything()) == []
+    finally:
+        run.cleanup()
