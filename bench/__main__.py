@@ -26,6 +26,7 @@ import redis
 from bench.app import NOOP_TASK
 from bench.load import Batch, latencies, pre_queue, stream, throughput, wait_for_results
 from bench.stores import prepare_store, reset_seats
+from config import Settings
 from tests.support.servers import RedisProcess, make_redis_url, postgres_server
 from tests.support.workers import CeleryProcess, avtor_environment
 
@@ -42,8 +43,8 @@ class Plan:
     latency_seconds: float
     large_ledger: int
     nodes: int
-    concurrency: int
-    pool: str
+    concurrency: int | None
+    pool: str | None
 
 
 @dataclass
@@ -83,10 +84,9 @@ class Fleet:
                 f"{name}-{number}",
                 "avtor.enrolment",
                 plan.concurrency,
-                "--pool",
-                plan.pool,
                 app="bench.app",
                 loglevel="WARNING",
+                pool=plan.pool,
             )
             for number in range(plan.nodes)
         ]
@@ -208,8 +208,10 @@ def _timed(
 
 def table(figures: Figures, plan: Plan) -> str:
     """The figures as a table; each enrolment rate also as a ratio to its baseline in the same round."""
+    defaults = Settings()
     lines = [
-        f"\n{figures.store}: {plan.nodes} worker node(s) x {plan.concurrency} {plan.pool} slots, "
+        f"\n{figures.store}: {plan.nodes} worker process(es), pool {plan.pool or defaults.worker_pool} x "
+        f"{plan.concurrency or defaults.worker_concurrency}, "
         f"{plan.rounds} round(s) of {plan.requests:,} requests, medians",
         f"{'measurement':<34} {'per second':>11} {'ratio':>7} {'CPU/task':>10}",
     ]
@@ -289,9 +291,19 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stores", default="postgresql,sqlite", help="comma-separated: postgresql, sqlite")
     parser.add_argument("--requests", type=int, default=0, help="requests per measurement (default 3000)")
     parser.add_argument("--rounds", type=int, default=0, help="rounds of measurements (default 3)")
-    parser.add_argument("--nodes", type=int, default=1, help="worker nodes per fleet (default 1)")
-    parser.add_argument("--concurrency", type=int, default=2, help="pool slots per node (default 2)")
-    parser.add_argument("--pool", default="prefork", help="Celery pool: prefork (default) or threads")
+    parser.add_argument("--nodes", type=int, default=2, help="worker processes per fleet (default 2)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="tasks at once per worker (default: AVTOR_WORKER_CONCURRENCY)",
+    )
+    parser.add_argument(
+        "--pool",
+        choices=["threads", "prefork"],
+        default=None,
+        help="Celery pool (default: AVTOR_WORKER_POOL)",
+    )
     parser.add_argument(
         "--redis-url", help="a Redis to use; database indexes 2 and 3 are emptied (default: start one)"
     )

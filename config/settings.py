@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
@@ -134,6 +134,13 @@ class Settings(BaseSettings):
     revalidate_tick: Duration = Field(
         default=timedelta(minutes=1),
         description="How often the schedule looks for licenses whose re-validation is due.",
+    )
+    worker_pool: Literal["threads", "prefork", "solo"] = Field(
+        default="threads",
+        description="How a worker process runs its tasks: a pool of threads, of processes, or one at a time.",
+    )
+    worker_concurrency: int = Field(
+        default=24, ge=1, le=512, description="How many tasks a worker process runs at once."
     )
 
     @field_validator("database_url")

@@ -78,6 +78,11 @@ class FakeUnitOfWork:
     ) -> None:
         del self._ledger
 
+    def look_up(
+        self, usernames: Collection[str], request_ids: Collection[str]
+    ) -> tuple[dict[str, Seat], dict[str, AuditEvent]]:
+        return self.seats.holders(usernames), self.events.for_requests(request_ids)
+
     def commit(self) -> None:
         if not self._writing:
             raise RuntimeError("a reading unit of work cannot change the store")

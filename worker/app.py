@@ -49,8 +49,10 @@ def celery_configuration(settings: Settings) -> dict[str, object]:
         # A message is acknowledged only after its decision is stored, so a worker that
         # dies mid-task loses nothing; the tasks are idempotent, so a second run is harmless.
         "task_acks_late": True,
-        # A pool process killed mid-task (SIGKILL, out of memory) puts its message back
-        # at once instead of dropping it; poison messages are stopped by the delivery count.
+        # With a process pool (`--pool prefork`), a pool process killed mid-task (SIGKILL,
+        # out of memory) puts its message back at once instead of dropping it; poison
+        # messages are stopped by the delivery count. A whole worker that dies leaves its
+        # messages unacknowledged in Redis; they come back after the visibility timeout.
         "task_reject_on_worker_lost": True,
         # A task that raised has still been decided (its failure is the result): ack it.
         "task_acks_on_failure_or_timeout": True,
@@ -74,9 +76,16 @@ def celery_configuration(settings: Settings) -> dict[str, object]:
         "result_backend_always_retry": True,
         "result_backend_max_retries": 60,
         "result_backend_max_sleep_between_retries_ms": 1000,
-        # Millisecond tasks: a few messages in hand per process keep the pool busy without
-        # hoarding messages another worker could take.
-        "worker_prefetch_multiplier": 4,
+        # Threads, not processes, by default (AVTOR_WORKER_POOL): an enrolment spends its
+        # time waiting on Redis and the store, and starts that arrive together in one process
+        # have their seat claims decided in one transaction (worker/batching.py). Scale with
+        # more worker processes (nodes), one or two per core.
+        "worker_pool": settings.worker_pool,
+        "worker_concurrency": settings.worker_concurrency,
+        # Millisecond tasks: a couple of messages in hand per thread keep the pool busy
+        # without hoarding messages another worker could take (and that would wait for the
+        # visibility timeout if this worker died).
+        "worker_prefetch_multiplier": 2,
         # Explicit, as Celery 6 will require: keep retrying the broker at start-up too.
         "broker_connection_retry_on_startup": True,
         "broker_connection_retry": True,

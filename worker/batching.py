@@ -1,18 +1,16 @@
-"""Deciding editors' starts that arrive together in one worker process in one go.
+"""Claims that arrive together in one worker process are decided in one transaction.
 
-With a thread pool, many `avtor.enrol` tasks run at once in a process. Each hands
-its request to the batcher and waits; one of them (the leader) takes every
-request waiting at that moment and decides them all with one read and at most
-one locked transaction, then hands leadership to a waiting task, if any. Under
-load this turns many small transactions into few larger ones; alone, a request
-is decided at once, as before. With a process pool (one task at a time per
+With a thread pool, many `avtor.enrol` tasks run at once in a process. A task whose
+editor needs the ledger's lock (a seat to claim or to refuse) hands its request to
+the batcher and waits; one of them, the leader, takes every request waiting at that
+moment and decides them all in one locked transaction, then hands the lead to a
+waiting task, if any. Under load, many small transactions become few larger ones;
+alone, a request is decided at once. With a process pool (one task at a time per
 process) every batch has one request.
 
-Requests reach a worker one by one, at the pace its consumer takes them from
-Redis. So when more are known to be on their way (the worker has reserved more
-messages than are waiting), the leader lingers a few milliseconds while they keep
-arriving, and decides them together: under load the fixed cost of a read or a
-transaction is shared by many requests; with little load nobody waits.
+After a batch of several requests (a burst of first starts) the next leader waits
+a few milliseconds for more to arrive before it takes the lock, so that bursts are
+decided in few transactions; a lone request never waits.
 """
 
 from __future__ import annotations
@@ -27,13 +25,14 @@ Decision = TypeVar("Decision")
 
 
 class _Slot(Generic[Request, Decision]):
-    """One waiting request: whether it leads, and once decided its decision or error."""
+    """One waiting request: its turn (a held lock, released when decided or made leader)."""
 
-    __slots__ = ("decision", "error", "finished", "lead", "request", "wake")
+    __slots__ = ("decision", "error", "finished", "lead", "request", "turn")
 
     def __init__(self, request: Request) -> None:
         self.request = request
-        self.wake = threading.Event()
+        self.turn = threading.Lock()
+        self.turn.acquire()
         self.lead = False
         self.finished = False
         self.decision: Decision | None = None
@@ -47,53 +46,39 @@ class Batcher(Generic[Request, Decision]):
         self,
         decide: Callable[[Sequence[Request]], Sequence[Decision]],
         largest: int = 64,
-        expected: Callable[[], int] = lambda: 1,
-        linger: float = 0.03,
-        quiet: float = 0.01,
+        linger: float = 0.005,
     ) -> None:
         self._decide = decide
         self._largest = largest
-        self._expected = expected
         self._linger = linger
-        self._quiet = quiet
         self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
-        self._last_arrival = 0.0
         self._waiting: list[_Slot[Request, Decision]] = []
         self._leading = False
+        self._last_batch = 0
 
     def decide(self, request: Request) -> Decision:
         """Decide `request`, together with any others waiting; raise what deciding raised."""
         slot: _Slot[Request, Decision] = _Slot(request)
         with self._lock:
             self._waiting.append(slot)
-            self._last_arrival = time.monotonic()
-            self._arrived.notify()
             if not self._leading:
                 self._leading = slot.lead = True
-        while True:
+        while not slot.finished:
             if slot.lead:
                 self._run_one_batch(slot)
-            if slot.finished:
-                break
-            slot.wake.wait()
-            slot.wake.clear()
+            else:
+                slot.turn.acquire()
         if slot.error is not None:
             raise slot.error
         return slot.decision  # type: ignore[return-value]
 
     def _run_one_batch(self, leader: _Slot[Request, Decision]) -> None:
         """Decide the oldest waiting requests; then lead on, or pass the lead to a waiting one."""
-        deadline = time.monotonic() + self._linger
+        if self._last_batch > 1 and len(self._waiting) < self._largest:
+            time.sleep(self._linger)  # a burst: let more of it arrive
         with self._lock:
-            # Linger only while more requests are on their way, and only while they keep arriving.
-            while len(self._waiting) < min(self._largest, self._expected()):
-                now = time.monotonic()
-                pause = min(deadline, self._last_arrival + self._quiet) - now
-                if pause <= 0:
-                    break
-                self._arrived.wait(pause)
             batch, self._waiting = self._waiting[: self._largest], self._waiting[self._largest :]
+            self._last_batch = len(batch)
         try:
             decisions = self._decide([slot.request for slot in batch])
         except BaseException as error:  # each task gets the error and retries on its own
@@ -105,17 +90,16 @@ class Batcher(Generic[Request, Decision]):
         for slot in batch:
             slot.finished = True
         with self._lock:
+            successor = None
             if leader.finished:
                 leader.lead = False
-                successor = self._waiting[0] if self._waiting else None
-                if successor is None:
-                    self._leading = False
-                else:
+                if self._waiting:
+                    successor = self._waiting[0]
                     successor.lead = True
-            else:
-                successor = None
+                else:
+                    self._leading = False
         for slot in batch:
             if slot is not leader:
-                slot.wake.set()
+                slot.turn.release()
         if successor is not None:
-            successor.wake.set()
+            successor.turn.release()

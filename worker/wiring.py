@@ -10,14 +10,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import signals
-from celery.worker import state as worker_state
 
 from adapters.license_service import HttpLicenseService
 from adapters.sql import SchemaOutdated, SqlStore, StoreUnreachable, check_schema, create_store_engine
 from config import Settings, current_settings
 from domain.enrolment import EnrolmentDecision, EnrolmentRequest
 from domain.moments import utc_now
-from domain.services.enrolment import enrol_editors
+from domain.services.enrolment import decide_under_lock
 from domain.services.revalidation import RevalidationRules
 from worker.batching import Batcher
 
@@ -26,7 +25,7 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _store: SqlStore | None = None
 _license_service: HttpLicenseService | None = None
-_enrolment: Batcher[EnrolmentRequest, EnrolmentDecision] | None = None
+_claims: Batcher[EnrolmentRequest, EnrolmentDecision] | None = None
 
 # A claimed check may take as long as the client's longest validation; its lease outlasts that.
 LEASE_MARGIN = timedelta(minutes=1)
@@ -47,23 +46,18 @@ def store() -> SqlStore:
     return _store
 
 
-def enrolment() -> Batcher[EnrolmentRequest, EnrolmentDecision]:
-    """The process's enrolment batcher: starts arriving together are decided together."""
-    global _enrolment
-    if _enrolment is None:
+def claims() -> Batcher[EnrolmentRequest, EnrolmentDecision]:
+    """The process's batcher of starts that need the ledger's lock: decided together when they meet."""
+    global _claims
+    if _claims is None:
         with _lock:
-            if _enrolment is None:
-                _enrolment = Batcher(_decide_starts, expected=_reserved_requests)
-    return _enrolment
+            if _claims is None:
+                _claims = Batcher(_decide_under_lock)
+    return _claims
 
 
-def _reserved_requests() -> int:
-    """How many messages this worker has taken and not finished: the batches' natural size."""
-    return len(worker_state.reserved_requests)
-
-
-def _decide_starts(requests: Sequence[EnrolmentRequest]) -> list[EnrolmentDecision]:
-    return enrol_editors(requests, store(), now(), settings().grace_period)
+def _decide_under_lock(requests: Sequence[EnrolmentRequest]) -> list[EnrolmentDecision]:
+    return decide_under_lock(requests, store(), now(), settings().grace_period)
 
 
 def license_service() -> HttpLicenseService:
@@ -123,9 +117,9 @@ def _check_store_before_beat_starts(**_: Any) -> None:
 @signals.worker_process_init.connect
 def _forget_the_parents_connections(**_: Any) -> None:
     # A forked pool process must never use the connections of its parent.
-    global _store, _license_service, _enrolment
+    global _store, _license_service, _claims
     if _store is not None:
         _store.engine.dispose(close=False)
     _store = None
     _license_service = None
-    _enrolment = None
+    _claims = None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, Row, bindparam, create_engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
 
 from adapters.sql import tables as t
 from adapters.sql.engine import SQLITE_WRITE_OPTION
@@ -34,19 +36,51 @@ _glance_statement = (
     .where(t.installation.c.id == 1)
 )
 
-# The statements of the enrolment path, built once: building a statement costs more than
-# running a cached one.
-_installation_statement = select(t.installation).where(t.installation.c.id == 1)
-_locked_installation_statement = _installation_statement.with_for_update()
-_holders_statement = select(t.seats).where(t.seats.c.username.in_(bindparam("names", expanding=True)))
-_requests_statement = select(t.audit_events).where(
-    t.audit_events.c.request_id.in_(bindparam("ids", expanding=True))
-)
-_insert_seats = insert(t.seats)
-_insert_events = insert(t.audit_events)
-_count_seats_statement = (
-    update(t.installation).where(t.installation.c.id == 1).values(seats_in_use=bindparam("seats_in_use"))
-)
+
+class _DriverSql:
+    """The enrolment path's statements as plain SQL for the driver, per dialect.
+
+    These run for every editor's start; SQLAlchemy's work around an execution costs
+    several times what SQLite or PostgreSQL spend on these statements, so they go
+    straight to the driver connection, inside the unit of work's transaction.
+    """
+
+    SEAT_COLUMNS = "username, display_name, assignment, assigned_at, assigned_by, last_seen_at, request_id"
+    EVENT_COLUMNS = (
+        "kind, at, actor, subject, outcome, request_id, seats_total_before, seats_total_after, "
+        "seats_used_before, seats_used_after, detail"
+    )
+
+    def __init__(self, sqlite: bool) -> None:
+        self.sqlite = sqlite
+        mark = "?" if sqlite else "%s"
+        names = f"IN (SELECT value FROM json_each({mark}))" if sqlite else f"= ANY({mark})"
+        self.installation = (
+            "SELECT installation_id, seats_in_use, licenses_version FROM installation WHERE id = 1"
+        )
+        self.locked_installation = self.installation + ("" if sqlite else " FOR UPDATE")
+        self.holders = f"SELECT {self.SEAT_COLUMNS} FROM seats WHERE username {names}"
+        self.requests = f"SELECT {self.EVENT_COLUMNS}, id FROM audit_events WHERE request_id {names}"
+        self.insert_seat = f"INSERT INTO seats ({self.SEAT_COLUMNS}) VALUES ({', '.join([mark] * 7)})"
+        self.insert_event = (
+            f"INSERT INTO audit_events ({self.EVENT_COLUMNS}) VALUES ({', '.join([mark] * 11)})"
+        )
+        self.count_seats = f"UPDATE installation SET seats_in_use = {mark} WHERE id = 1"
+        self.glance = (
+            "SELECT i.seats_in_use, i.licenses_version, s.username, s.last_seen_at, s.request_id "
+            f"FROM installation AS i LEFT OUTER JOIN seats AS s ON s.username {names} WHERE i.id = 1"
+        )
+
+    def names(self, values: Collection[str]) -> Any:
+        """A list of names as the one parameter the dialect's statements take."""
+        return json.dumps(list(values)) if self.sqlite else list(values)
+
+    def instant(self, moment: datetime | None) -> Any:
+        """An instant as the column keeps it (SQLite: UTC text, as SQLAlchemy writes it)."""
+        if moment is None or not self.sqlite:
+            return moment
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
 
 _touch_statement = (
     update(t.seats)
@@ -64,11 +98,8 @@ class SqlStore:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._licenses_cache: tuple[int, tuple[License, ...]] | None = None
         self._cache_lock = threading.Lock()
-        # One statement needs no transaction around it: on PostgreSQL, BEGIN and ROLLBACK
-        # would be two more round trips on the hottest path. SQLite has no round trips.
-        self._single_statements = (
-            engine if self.is_sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
+        self.sql = _DriverSql(self.is_sqlite)
+        self._glances = _GlanceConnection(engine, self.sql)
 
     def writing(self) -> SqlUnitOfWork:
         """A unit of work that holds the ledger's lock until it ends."""
@@ -80,16 +111,24 @@ class SqlStore:
 
     def glance(self, usernames: Collection[str]) -> Glance:
         """Seats in use, licenses and which of `usernames` hold seats, in one statement."""
-        with self._single_statements.connect() as connection:
-            rows = connection.execute(_glance_statement, {"usernames": list(usernames)}).all()
-            connection.rollback()
+        try:
+            rows = self._glances.run(usernames)
+        except self._glances.errors:
+            # A broken connection is dropped; the ordinary path reconnects, or raises the
+            # store error that makes the task try again.
+            self._glances.forget()
+            with self.engine.connect() as connection:
+                rows = [
+                    tuple(row)
+                    for row in connection.execute(_glance_statement, {"usernames": list(usernames)})
+                ]
         if not rows:
             raise LookupError("The store has no installation row: run `avtorlm migrate`.")
-        seats_in_use, version = rows[0].seats_in_use, rows[0].licenses_version
+        seats_in_use, version = rows[0][0], rows[0][1]
         holders = {
-            row.username: SeatGlance(row.last_seen_at, row.request_id)
-            for row in rows
-            if row.username is not None
+            username: SeatGlance(_utc(last_seen_at), request_id)
+            for _, _, username, last_seen_at, request_id in rows
+            if username is not None
         }
         return Glance(seats_in_use, self._licenses_at(version), holders)
 
@@ -120,11 +159,57 @@ class SqlStore:
         return connection
 
 
-def _autocommit_engine(engine: Engine) -> Engine:
-    """A small second pool on the same database whose connections never open a transaction."""
-    return create_engine(
-        engine.url, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=8, pool_recycle=1800
-    )
+class _GlanceConnection:
+    """The glance on a driver connection of the process's own, outside the pool.
+
+    It is the most frequent statement of all (every editor's start). The connection is
+    in autocommit: one statement is its own consistent snapshot, and on PostgreSQL
+    BEGIN and ROLLBACK would be two more round trips. One connection serves the whole
+    process (in a thread pool the batcher already sends one glance at a time), so a
+    worker never holds more database connections because it runs more threads.
+    """
+
+    def __init__(self, engine: Engine, sql: _DriverSql) -> None:
+        self._engine = engine
+        self._sql = sql
+        self.errors: tuple[type[BaseException], ...] = (engine.dialect.loaded_dbapi.Error,)
+        self._lock = threading.Lock()
+        self._connection: Any = None
+
+    def run(self, usernames: Collection[str]) -> list[tuple[Any, ...]]:
+        parameter = self._sql.names(usernames)
+        with self._lock:
+            if self._connection is None:
+                self._connection = self._connect()
+            cursor = self._connection.cursor()
+            try:
+                cursor.execute(self._sql.glance, (parameter,))
+                return [tuple(row) for row in cursor.fetchall()]
+            finally:
+                cursor.close()
+
+    def _connect(self) -> Any:
+        proxied = self._engine.raw_connection()
+        proxied.detach()  # the process's own, never handed back to the pool
+        connection = proxied.dbapi_connection
+        if not self._sql.sqlite:
+            connection.autocommit = True  # type: ignore[union-attr]
+        return connection
+
+    def forget(self) -> None:
+        with self._lock:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+
+def _utc(moment: Any) -> datetime | None:
+    """A timestamp as the driver returns it (SQLite: text without zone), as a UTC instant."""
+    if moment is None:
+        return None
+    instant: datetime = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
 
 
 class SqlUnitOfWork:
@@ -137,23 +222,25 @@ class SqlUnitOfWork:
 
     def __enter__(self) -> Self:
         connection = self._store._connect(self._writing)
+        self._connection = connection
+        self._pending: list[tuple[str, Sequence[Sequence[Any]]]] = []
+        sql = self._store.sql
         try:
             connection.begin()
-            locking = self._writing and not self._store.is_sqlite
-            row = connection.execute(
-                _locked_installation_statement if locking else _installation_statement
-            ).one_or_none()
+            rows = self.driver_rows(sql.locked_installation if self._writing else sql.installation)
         except BaseException:
+            self._connection = None
             connection.close()
             raise
-        if row is None:
+        if not rows:
+            self._connection = None
             connection.close()
             raise LookupError("The store has no installation row: run `avtorlm migrate`.")
-        self._connection = connection
-        self._installation_id: str = row.installation_id
-        self.licenses_version: int = row.licenses_version
-        self._seats_in_use: int = row.seats_in_use
-        self._seats_at_start: int = row.seats_in_use
+        installation_id, seats_in_use, licenses_version = rows[0]
+        self._installation_id: str = installation_id
+        self.licenses_version: int = licenses_version
+        self._seats_in_use: int = seats_in_use
+        self._seats_at_start: int = seats_in_use
         self._licenses_changed = False
         self.licenses = SqlLicenses(self)
         self.seats = SqlSeats(self)
@@ -172,6 +259,19 @@ class SqlUnitOfWork:
                     connection.rollback()
             finally:
                 connection.close()
+
+    def look_up(
+        self, usernames: Collection[str], request_ids: Collection[str]
+    ) -> tuple[dict[str, Seat], dict[str, AuditEvent]]:
+        """The seats of `usernames` and the decisions recorded for `request_ids`, read together."""
+        sql = self._store.sql
+        queries = [(sql.holders, (sql.names(usernames),))]
+        if request_ids:
+            queries.append((sql.requests, (sql.names(request_ids),)))
+        results = self.driver_queries(queries)
+        holders = {row[0]: _seat_of_columns(*row) for row in results[0]}
+        recorded = {row[5]: _event_of_columns(*row) for row in results[1]} if request_ids else {}
+        return holders, recorded
 
     def cached_licenses(self) -> tuple[License, ...] | None:
         """The store's cached licenses, if they are the ones this unit of work sees."""
@@ -192,10 +292,53 @@ class SqlUnitOfWork:
             raise RuntimeError("the unit of work is not open: use it inside `with`")
         return self._connection
 
+    def driver_rows(self, sql: str, *parameters: Any) -> list[tuple[Any, ...]]:
+        """Rows of a plain SQL query on the driver connection, in this transaction."""
+        [rows] = self.driver_queries([(sql, parameters)])
+        return rows
+
+    def driver_queries(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
+        """Rows of several plain SQL queries, sent together (one round trip on PostgreSQL)."""
+        driver = self._driver()
+        cursors = [driver.cursor() for _ in queries]
+        try:
+            with self._together(driver):
+                self._flush(driver)
+                for cursor, (sql, parameters) in zip(cursors, queries, strict=True):
+                    cursor.execute(sql, parameters)
+            return [[tuple(row) for row in cursor.fetchall()] for cursor in cursors]
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
+    def driver_write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """A plain SQL change, once per row, sent with the next query or with the commit."""
+        if not self._writing:
+            raise RuntimeError("a reading unit of work cannot change the store")
+        self._pending.append((sql, rows))
+
+    def _flush(self, driver: Any) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            cursor = driver.cursor()
+            try:
+                for sql, rows in pending:
+                    cursor.executemany(sql, rows)
+            finally:
+                cursor.close()
+
+    def _driver(self) -> Any:
+        return self.connection.connection.driver_connection
+
+    def _together(self, driver: Any) -> Any:
+        """Send what follows in one go: psycopg's pipeline on PostgreSQL; SQLite has no round trips."""
+        return contextlib.nullcontext() if self._store.is_sqlite else driver.pipeline()
+
     def write(self, statement: Any, parameters: Any = None) -> Any:
         """Run a changing statement; refused in a reading unit of work."""
         if not self._writing:
             raise RuntimeError("a reading unit of work cannot change the store")
+        self._flush(self._driver())
         return self.connection.execute(statement, parameters)
 
     def commit(self) -> None:
@@ -209,7 +352,14 @@ class SqlUnitOfWork:
                 )
             )
         elif self._seats_in_use != self._seats_at_start:
-            self.write(_count_seats_statement, {"seats_in_use": self._seats_in_use})
+            self.driver_write(self._store.sql.count_seats, [(self._seats_in_use,)])
+        driver = self._driver()
+        with self._together(driver):
+            self._flush(driver)
+            if not self._store.is_sqlite:
+                # The writes and the COMMIT leave in one round trip; SQLAlchemy's commit
+                # below then finds nothing left to commit.
+                driver.commit()
         self.connection.commit()
         self._seats_at_start = self._seats_in_use
         self._licenses_changed = False
@@ -263,13 +413,29 @@ class SqlSeats:
     def holders(self, usernames: Collection[str]) -> dict[str, Seat]:
         if not usernames:
             return {}
-        rows = self._uow.connection.execute(_holders_statement, {"names": list(usernames)})
-        return {row.username: _seat(row) for row in rows}
+        sql = self._uow._store.sql
+        rows = self._uow.driver_rows(sql.holders, sql.names(usernames))
+        return {row[0]: _seat_of_columns(*row) for row in rows}
 
     def add(self, seats: Sequence[Seat]) -> None:
         if not seats:
             return
-        self._uow.write(_insert_seats, [_seat_values(seat) for seat in seats])
+        sql = self._uow._store.sql
+        self._uow.driver_write(
+            sql.insert_seat,
+            [
+                (
+                    seat.username,
+                    seat.display_name[:256],
+                    seat.assignment.value,
+                    sql.instant(seat.assigned_at),
+                    seat.assigned_by[:200],
+                    sql.instant(seat.last_seen_at),
+                    seat.request_id,
+                )
+                for seat in seats
+            ],
+        )
         self._uow._seats_in_use += len(seats)
 
     def remove(self, username: str) -> None:
@@ -296,13 +462,33 @@ class SqlEvents:
 
     def record(self, events: Sequence[AuditEvent]) -> None:
         if events:
-            self._uow.write(_insert_events, [_event_values(event) for event in events])
+            sql = self._uow._store.sql
+            self._uow.driver_write(
+                sql.insert_event,
+                [
+                    (
+                        event.kind.value,
+                        sql.instant(event.at),
+                        event.actor[:200],
+                        event.subject[:256],
+                        event.outcome,
+                        event.request_id,
+                        event.seats_total_before,
+                        event.seats_total_after,
+                        event.seats_used_before,
+                        event.seats_used_after,
+                        event.detail,
+                    )
+                    for event in events
+                ],
+            )
 
     def for_requests(self, request_ids: Collection[str]) -> dict[str, AuditEvent]:
         if not request_ids:
             return {}
-        rows = self._uow.connection.execute(_requests_statement, {"ids": list(request_ids)})
-        return {row.request_id: _event(row) for row in rows}
+        sql = self._uow._store.sql
+        rows = self._uow.driver_rows(sql.requests, sql.names(request_ids))
+        return {row[5]: _event_of_columns(*row) for row in rows}
 
     def list(
         self,
@@ -354,6 +540,54 @@ def _license_values(license: License) -> dict[str, Any]:
     return {name: getattr(license, name) for name in _LICENSE_FIELDS}
 
 
+def _seat_of_columns(
+    username: str,
+    display_name: str,
+    assignment: str,
+    assigned_at: Any,
+    assigned_by: str,
+    last_seen_at: Any,
+    request_id: str | None,
+) -> Seat:
+    at = _utc(assigned_at)
+    assert at is not None
+    return Seat(
+        username, display_name, Assignment(assignment), at, assigned_by, _utc(last_seen_at), request_id
+    )
+
+
+def _event_of_columns(
+    kind: str,
+    at: Any,
+    actor: str,
+    subject: str,
+    outcome: str | None,
+    request_id: str | None,
+    seats_total_before: int,
+    seats_total_after: int,
+    seats_used_before: int,
+    seats_used_after: int,
+    detail: str,
+    id: int,
+) -> AuditEvent:
+    moment = _utc(at)
+    assert moment is not None
+    return AuditEvent(
+        EventKind(kind),
+        moment,
+        actor,
+        subject,
+        seats_total_before,
+        seats_total_after,
+        seats_used_before,
+        seats_used_after,
+        outcome,
+        request_id,
+        detail,
+        id,
+    )
+
+
 def _seat(row: Row[Any]) -> Seat:
     return Seat(
         username=row.username,
@@ -364,18 +598,6 @@ def _seat(row: Row[Any]) -> Seat:
         last_seen_at=row.last_seen_at,
         request_id=row.request_id,
     )
-
-
-def _seat_values(seat: Seat) -> dict[str, Any]:
-    return {
-        "username": seat.username,
-        "display_name": seat.display_name[:256],
-        "assignment": seat.assignment.value,
-        "assigned_at": seat.assigned_at,
-        "assigned_by": seat.assigned_by[:200],
-        "last_seen_at": seat.last_seen_at,
-        "request_id": seat.request_id,
-    }
 
 
 def _event(row: Row[Any]) -> AuditEvent:
@@ -393,19 +615,3 @@ def _event(row: Row[Any]) -> AuditEvent:
         detail=row.detail,
         id=row.id,
     )
-
-
-def _event_values(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "kind": event.kind.value,
-        "at": event.at,
-        "actor": event.actor[:200],
-        "subject": event.subject[:256],
-        "outcome": event.outcome,
-        "request_id": event.request_id,
-        "seats_total_before": event.seats_total_before,
-        "seats_total_after": event.seats_total_after,
-        "seats_used_before": event.seats_used_before,
-        "seats_used_after": event.seats_used_after,
-        "detail": event.detail,
-    }

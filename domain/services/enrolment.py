@@ -15,28 +15,26 @@ from domain.enrolment import (
 )
 from domain.events import EDITOR_START, AuditEvent, EventKind
 from domain.licenses import seats_licensed
-from domain.ports import Glance, Store, UnitOfWork
+from domain.ports import Store, UnitOfWork
 from domain.seats import Assignment, Seat, worth_recording_start
 
 
 def enrol_editors(
     requests: Sequence[EnrolmentRequest], store: Store, now: datetime, grace_period: timedelta
 ) -> list[EnrolmentDecision]:
-    """Decide each editor's start; claims and refusals are written in one transaction."""
+    """Decide each editor's start: at a glance if possible, else in one locked transaction."""
+    decisions = decide_at_a_glance(requests, store, now, grace_period)
+    return decide_under_lock(requests, store, now, grace_period) if decisions is None else decisions
+
+
+def decide_at_a_glance(
+    requests: Sequence[EnrolmentRequest], store: Store, now: datetime, grace_period: timedelta
+) -> list[EnrolmentDecision] | None:
+    """Answer editors who hold seats with one read and no write; None if any start needs the lock."""
     if not requests:
         return []
     glance = store.glance({request.username for request in requests})
-    decisions = _decide_at_a_glance(requests, glance, seats_licensed(glance.licenses, now, grace_period))
-    if decisions is None:
-        decisions = _decide_under_lock(requests, store, now, grace_period)
-    _touch_seats(store, decisions, glance, now)
-    return decisions
-
-
-def _decide_at_a_glance(
-    requests: Sequence[EnrolmentRequest], glance: Glance, seats_total: int
-) -> list[EnrolmentDecision] | None:
-    """Answer editors who already hold seats without a write; None if any needs the lock."""
+    seats_total = seats_licensed(glance.licenses, now, grace_period)
     if glance.seats_in_use > seats_total:
         return None
     decisions = []
@@ -49,17 +47,27 @@ def _decide_at_a_glance(
         decisions.append(
             decision_for(outcome, request.username, glance.seats_in_use, seats_total, request.request_id)
         )
+    _touch_seats(store, requests, {name: holder.last_seen_at for name, holder in glance.holders.items()}, now)
     return decisions
 
 
-def _decide_under_lock(
+def decide_under_lock(
     requests: Sequence[EnrolmentRequest], store: Store, now: datetime, grace_period: timedelta
 ) -> list[EnrolmentDecision]:
+    """Decide starts that may claim or refuse a seat, in one transaction holding the ledger's lock."""
+    if not requests:
+        return []
     with store.writing() as uow:
         ledger = _Ledger(uow, requests, now, grace_period)
         decisions = [ledger.decide(request) for request in requests]
         ledger.write()
         uow.commit()
+    enrolled = [
+        request
+        for request, decision in zip(requests, decisions, strict=True)
+        if decision.outcome is Outcome.ALREADY_ENROLLED
+    ]
+    _touch_seats(store, enrolled, {name: seat.last_seen_at for name, seat in ledger.holders.items()}, now)
     return decisions
 
 
@@ -73,9 +81,9 @@ class _Ledger:
         self.now = now
         self.total = seats_licensed(uow.licenses.list(), now, grace_period)
         self.used = uow.seats.count()
-        self.holders = uow.seats.holders({request.username for request in requests})
-        self.recorded = uow.events.for_requests(
-            {request.request_id for request in requests if request.request_id is not None}
+        self.holders, self.recorded = uow.look_up(
+            {request.username for request in requests},
+            {request.request_id for request in requests if request.request_id is not None},
         )
         self.new_seats: list[Seat] = []
         self.new_events: list[AuditEvent] = []
@@ -151,14 +159,14 @@ class _Ledger:
             self.uow.events.record(self.new_events)
 
 
-def _touch_seats(store: Store, decisions: Sequence[EnrolmentDecision], glance: Glance, now: datetime) -> None:
+def _touch_seats(
+    store: Store, requests: Sequence[EnrolmentRequest], last_seen: dict[str, datetime | None], now: datetime
+) -> None:
     """Write down "last seen" for holders whose last start was long enough ago."""
-    stale = set()
-    for decision in decisions:
-        if decision.outcome is not Outcome.ALREADY_ENROLLED or decision.username is None:
-            continue
-        holder = glance.holders.get(decision.username)
-        if holder is not None and worth_recording_start(holder.last_seen_at, now):
-            stale.add(decision.username)
+    stale = {
+        request.username
+        for request in requests
+        if request.username in last_seen and worth_recording_start(last_seen[request.username], now)
+    }
     if stale:
         store.touch_seats(stale, now)

@@ -23,10 +23,14 @@ class Fleet:
         self.processes: list[CeleryProcess] = []
 
     def worker(
-        self, name: str, concurrency: int = 2, queues: str = "avtor.enrolment,avtor.admin"
+        self,
+        name: str,
+        concurrency: int | None = None,
+        queues: str = "avtor.enrolment,avtor.admin",
+        pool: str | None = None,
     ) -> CeleryProcess:
-        """Start a worker node and wait until it is ready."""
-        process = CeleryProcess.worker(self.env, name, queues, concurrency)
+        """Start a worker node (the app's pool and concurrency unless given) and wait until it is ready."""
+        process = CeleryProcess.worker(self.env, name, queues, concurrency, pool=pool)
         self.processes.append(process)
         return process.start()
 

@@ -19,8 +19,9 @@ def test_five_thousand_starts_grant_exactly_the_licensed_seats(
     fleet: Fleet, store_url: str, redis_url: str
 ) -> None:
     seed_licenses(store_url, **{"AVTR-LOAD-0001": 60, "AVTR-LOAD-0002": 40})
-    fleet.worker("load-a", concurrency=2)
-    fleet.worker("load-b", concurrency=2)
+    # Two worker processes of the default settings: a thread pool of 24 each.
+    fleet.worker("load-a")
+    fleet.worker("load-b")
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(PUBLISHERS, mp_context=context) as pool:

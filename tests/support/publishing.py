@@ -47,11 +47,15 @@ def publish_starts(
     return sent
 
 
-def collect_decisions(redis_url: str, task_ids: Sequence[str], timeout: float) -> dict[str, dict[str, Any]]:
-    """Wait until every task has a stored result (or the time is up); return results by task id."""
+def collect_decisions(
+    redis_url: str, task_ids: Sequence[str], timeout: float, settle: float | None = None
+) -> dict[str, dict[str, Any]]:
+    """Wait until every task has a stored result, the time is up, or (with `settle`) no new
+    result has come for that long; return the results by task id."""
     client = redis.Redis.from_url(redis_url)
     results: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout
+    progress = time.monotonic()
     missing = list(task_ids)
     while missing and time.monotonic() < deadline:
         still = []
@@ -62,6 +66,10 @@ def collect_decisions(redis_url: str, task_ids: Sequence[str], timeout: float) -
                     still.append(task_id)
                 else:
                     results[task_id] = json.loads(raw)
+        if len(still) < len(missing):
+            progress = time.monotonic()
+        elif settle is not None and time.monotonic() - progress > settle:
+            break
         missing = still
         if missing:
             time.sleep(0.2)
@@ -92,3 +100,22 @@ def check_decisions_against_store(
             assert set(outcomes) == {"no_seats"}, (user, outcomes)
     assert holders <= set(by_user), holders - set(by_user)
     return tally
+
+
+def resend_undecided(
+    redis_url: str, sent: Sequence[tuple[str, str, str]], results: dict[str, dict[str, Any]], timeout: float
+) -> tuple[list[tuple[str, str, str]], dict[str, dict[str, Any]], int]:
+    """Do what a host does when no decision comes: send the start again with the same request id.
+
+    Returns the starts with the resent ones in place of the lost, all the decisions, and how
+    many were resent.
+    """
+    lost = [start for start in sent if start[0] not in results]
+    if not lost:
+        return list(sent), results, 0
+    client = EnrolmentClient(redis_url)
+    resent = [(client.send(user, request_id), user, request_id) for _, user, request_id in lost]
+    client.close()
+    decided = collect_decisions(redis_url, [task_id for task_id, _, _ in resent], timeout)
+    kept = [start for start in sent if start[0] in results]
+    return kept + resent, {**results, **decided}, len(lost)

@@ -42,19 +42,23 @@ class CeleryProcess:
         env: dict[str, str],
         name: str,
         queues: str = "avtor.enrolment,avtor.admin",
-        concurrency: int = 2,
+        concurrency: int | None = None,
         *extra: str,
         app: str = "worker",
         loglevel: str = "INFO",
+        pool: str | None = None,
     ) -> CeleryProcess:
-        """A worker node named `name` consuming `queues` with `concurrency` pool processes."""
+        """A worker node named `name` on `queues`; pool and concurrency default to the app's settings."""
+        options = ["-c", str(concurrency)] if concurrency else []
+        if pool:
+            # Celery's --pool cannot choose prefork once the app names a pool: the setting can.
+            env = {**env, "AVTOR_WORKER_POOL": pool}
         return cls(
             env,
             "worker",
             "-Q",
             queues,
-            "-c",
-            str(concurrency),
+            *options,
             "-n",
             f"{name}@%h",
             f"--loglevel={loglevel}",

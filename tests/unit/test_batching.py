@@ -84,22 +84,32 @@ def test_the_batcher_keeps_working_after_an_error() -> None:
     assert batcher.decide("good") == "GOOD"
 
 
-def test_while_more_requests_are_on_their_way_the_leader_waits_for_them() -> None:
-    recorder = Recorder()
-    batcher = Batcher(recorder.decide, expected=lambda: 4, linger=5.0, quiet=5.0)
-    answers = run_concurrently(batcher, ["a", "b", "c", "d"])
-    assert answers == {"a": "A", "b": "B", "c": "C", "d": "D"}
-    assert [sorted(batch) for batch in recorder.batches] == [["a", "b", "c", "d"]]
-
-
-def test_the_leader_stops_waiting_when_requests_stop_arriving() -> None:
-    recorder = Recorder()
-    # Were the quiet rule broken, the leader would wait out the whole ten-minute linger.
-    batcher = Batcher(recorder.decide, expected=lambda: 50, linger=600.0, quiet=0.01)
+def test_after_a_burst_the_next_leader_waits_a_little_for_more() -> None:
+    recorder = Recorder(pause=0.05)
+    batcher = Batcher(recorder.decide, linger=0.2)
+    run_concurrently(batcher, [f"first{number}" for number in range(5)])
+    assert max(len(batch) for batch in recorder.batches) > 1
+    # Straight after a burst, starts a few milliseconds apart are still decided together.
     answers: list[str] = []
-    leader = threading.Thread(target=lambda: answers.append(batcher.decide("alone")))
-    leader.start()
-    leader.join(timeout=120)
-    assert not leader.is_alive()
-    assert answers == ["ALONE"]
-    assert recorder.batches == [["alone"]]
+    threads = [
+        threading.Thread(target=lambda n=n: answers.append(batcher.decide(f"late{n}"))) for n in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.01)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(answers) == ["LATE0", "LATE1", "LATE2"]
+    assert ["late0", "late1", "late2"] in [sorted(batch) for batch in recorder.batches]
+
+
+def test_a_lone_request_after_quiet_times_does_not_linger() -> None:
+    recorder = Recorder()
+    # Were a lone request made to linger, it would wait ten minutes.
+    batcher = Batcher(recorder.decide, linger=600.0)
+    answers: list[str] = []
+    thread = threading.Thread(target=lambda: answers.extend([batcher.decide("a"), batcher.decide("b")]))
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    assert answers == ["A", "B"]
