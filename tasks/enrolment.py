@@ -14,8 +14,20 @@ from worker.guard import GuardedTask
 
 log = logging.getLogger(__name__)
 
+# Celery renders every result for its "succeeded" log line, whether or not that line
+# is logged; a full decision costs about as much to render as to decide at a glance.
+# The first characters (allowed, outcome) are what an operator reads there; the whole
+# decision is in the result backend.
+RESULT_REPR_CHARACTERS = 48
 
-@app.task(name="avtor.enrol", bind=True, base=GuardedTask, max_retries=8)
+
+@app.task(
+    name="avtor.enrol",
+    bind=True,
+    base=GuardedTask,
+    max_retries=8,
+    resultrepr_maxsize=RESULT_REPR_CHARACTERS,
+)
 def enrol(self: GuardedTask, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Decide an editor's start; the result is the contract's decision object."""
     try:

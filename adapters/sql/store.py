@@ -165,8 +165,9 @@ class _GlanceConnection:
     It is the most frequent statement of all (every editor's start). The connection is
     in autocommit: one statement is its own consistent snapshot, and on PostgreSQL
     BEGIN and ROLLBACK would be two more round trips. One connection serves the whole
-    process (in a thread pool the batcher already sends one glance at a time), so a
-    worker never holds more database connections because it runs more threads.
+    process, one glance at a time, so a worker never holds more database connections
+    because it runs more threads (on SQLite a connection per thread also cost more CPU
+    under contention: about 90 against 54 microseconds a glance with 24 threads).
     """
 
     def __init__(self, engine: Engine, sql: _DriverSql) -> None:
