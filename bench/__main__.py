@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
 import tempfile
@@ -122,6 +123,8 @@ def editors(prefix: str, count: int, start: int = 0) -> list[dict[str, str]]:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its tables."""
     options = _arguments(argv)
+    # Stopped with SIGTERM, it still stops the workers and servers it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     plan = Plan(
         requests=options.requests or (200 if options.quick else 3000),
         rounds=options.rounds or (1 if options.quick else 3),
@@ -267,8 +270,9 @@ def _redis(url: str | None) -> Iterator[tuple[str, int | None]]:
 @contextlib.contextmanager
 def _stores(kind: str) -> Iterator[tuple[str, str]]:
     if kind == "sqlite":
-        folder = Path(tempfile.mkdtemp(prefix="avtor-bench-"))
-        yield f"sqlite:///{folder / 'small.sqlite3'}", f"sqlite:///{folder / 'large.sqlite3'}"
+        with tempfile.TemporaryDirectory(prefix="avtor-bench-") as name:
+            folder = Path(name)
+            yield f"sqlite:///{folder / 'small.sqlite3'}", f"sqlite:///{folder / 'large.sqlite3'}"
         return
     if kind != "postgresql":
         raise SystemExit(f"unknown store {kind!r}: use sqlite or postgresql")
