@@ -19,9 +19,13 @@ def test_five_thousand_starts_grant_exactly_the_licensed_seats(
     fleet: Fleet, store_url: str, redis_url: str
 ) -> None:
     seed_licenses(store_url, **{"AVTR-LOAD-0001": 60, "AVTR-LOAD-0002": 40})
-    # Two worker processes of the default settings: a thread pool of 24 each.
-    fleet.worker("load-a")
-    fleet.worker("load-b")
+    # Four worker nodes race on the store: two of the default settings (a thread pool of
+    # 24 each, where claims meet in batches) and two with a process pool of two (one
+    # claim a transaction), so both ways of running tasks claim from the same seats.
+    for name in ("load-a", "load-b"):
+        fleet.worker(name)
+    for name in ("load-c", "load-d"):
+        fleet.worker(name, concurrency=2, pool="prefork")
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(PUBLISHERS, mp_context=context) as pool:
