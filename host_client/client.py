@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from typing import Any
@@ -11,6 +12,8 @@ import redis
 from host_client.protocol import ENROLMENT_QUEUE, RESULT_KEY_PREFIX, enrolment_message, read_result
 
 DEFAULT_TIMEOUT = 10.0
+# The manager's own default (AVTOR_REDIS_URL unset).
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class EnrolmentTimeout(TimeoutError):
@@ -66,10 +69,17 @@ class EnrolmentClient:
 
 
 def enrol(
-    username: Any, request_id: str | None = None, timeout: float = DEFAULT_TIMEOUT, *, redis_url: str
+    username: Any,
+    request_id: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    redis_url: str | None = None,
 ) -> dict[str, Any]:
-    """Enrol one editor start and return the decision (raises EnrolmentTimeout if none arrives)."""
-    client = EnrolmentClient(redis_url)
+    """Enrol one editor start and return the decision (raises EnrolmentTimeout if none arrives).
+
+    The Redis is `redis_url`, else the one in AVTOR_REDIS_URL, else the manager's default.
+    """
+    client = EnrolmentClient(redis_url or os.environ.get("AVTOR_REDIS_URL") or DEFAULT_REDIS_URL)
     try:
         return client.enrol(username, request_id, timeout)
     finally:
