@@ -90,34 +90,67 @@ class _Ledger:
 
     def decide(self, request: EnrolmentRequest) -> EnrolmentDecision:
         recorded = self.recorded.get(request.request_id) if request.request_id else None
-        if recorded is not None:
-            return self._replay(request, recorded)
-        holder = self.holders.get(request.username)
-        if holder is not None and request.request_id is not None and holder.request_id == request.request_id:
-            return decision_for(Outcome.GRANTED, request.username, self.used, self.total, request.request_id)
-        outcome = decide(holder is not None, self.used, self.total)
-        if outcome is Outcome.GRANTED:
-            self._grant(request)
-        elif outcome is not Outcome.ALREADY_ENROLLED:
-            self._refuse(request, outcome)
-        return decision_for(outcome, request.username, self.used, self.total, request.request_id)
-
-    def _replay(self, request: EnrolmentRequest, recorded: AuditEvent) -> EnrolmentDecision:
-        if recorded.subject != request.username:
+        if recorded is not None and recorded.subject != request.username:
             return InvalidEnrolment(
                 f"request_id {request.request_id!r} was already used for another user: "
                 "send a new request_id for every start.",
                 request.request_id,
             ).decision()
+        holder = self.holders.get(request.username)
+        granted_under_it = holder is not None and holder.request_id == request.request_id
+        if recorded is not None or (request.request_id is not None and granted_under_it):
+            return self._replay(request, recorded, holder)
+        return self._decide_anew(request, holder, replayed=False)
+
+    def _replay(
+        self, request: EnrolmentRequest, recorded: AuditEvent | None, holder: Seat | None
+    ) -> EnrolmentDecision:
+        """A start seen before (redelivered, or sent again by its host): it never takes a second seat.
+
+        A refusal is answered again as it was. A start that was let in is let in again only
+        if it still may be: the editor still holds a seat and the ledger is not over the
+        limit. A seat taken back since is decided as a new start (its request id already
+        names the first grant, so the audit event of this one carries it in its detail).
+        """
+        first = Outcome(recorded.outcome or Outcome.GRANTED) if recorded is not None else Outcome.GRANTED
+        if recorded is not None and not first.allowed:
+            return decision_for(
+                first,
+                request.username,
+                recorded.seats_used_after,
+                recorded.seats_total_after,
+                request.request_id,
+            )
+        if holder is None:
+            return self._decide_anew(request, holder, replayed=True)
+        if self.used > self.total:
+            self._refuse(request, Outcome.OVER_LIMIT, replayed=True)
+            return self._now(request, Outcome.OVER_LIMIT)
+        if recorded is None:
+            return self._now(request, Outcome.GRANTED)
         return decision_for(
-            Outcome(recorded.outcome or Outcome.GRANTED),
+            Outcome.GRANTED,
             request.username,
             recorded.seats_used_after,
             recorded.seats_total_after,
             request.request_id,
         )
 
-    def _grant(self, request: EnrolmentRequest) -> None:
+    def _decide_anew(
+        self, request: EnrolmentRequest, holder: Seat | None, replayed: bool
+    ) -> EnrolmentDecision:
+        outcome = decide(holder is not None, self.used, self.total)
+        if outcome is Outcome.GRANTED:
+            self._grant(request, replayed)
+        elif outcome is not Outcome.ALREADY_ENROLLED:
+            self._refuse(request, outcome, replayed)
+        return self._now(request, outcome)
+
+    def _now(self, request: EnrolmentRequest, outcome: Outcome) -> EnrolmentDecision:
+        """The decision with the ledger's counts as they stand in this batch."""
+        return decision_for(outcome, request.username, self.used, self.total, request.request_id)
+
+    def _grant(self, request: EnrolmentRequest, replayed: bool) -> None:
         seat = Seat(
             username=request.username,
             display_name=request.display_name,
@@ -129,13 +162,17 @@ class _Ledger:
         )
         self.new_seats.append(seat)
         self.holders[request.username] = seat
-        self._record(request, EventKind.SEAT_GRANTED, Outcome.GRANTED, self.used + 1)
+        self._record(request, EventKind.SEAT_GRANTED, Outcome.GRANTED, self.used + 1, replayed)
         self.used += 1
 
-    def _refuse(self, request: EnrolmentRequest, outcome: Outcome) -> None:
-        self._record(request, EventKind.SEAT_REFUSED, outcome, self.used)
+    def _refuse(self, request: EnrolmentRequest, outcome: Outcome, replayed: bool) -> None:
+        self._record(request, EventKind.SEAT_REFUSED, outcome, self.used, replayed)
 
-    def _record(self, request: EnrolmentRequest, kind: EventKind, outcome: Outcome, used_after: int) -> None:
+    def _record(
+        self, request: EnrolmentRequest, kind: EventKind, outcome: Outcome, used_after: int, replayed: bool
+    ) -> None:
+        # A request id names one event: the first decision of that start. A later decision
+        # of the same start keeps the id in its detail instead.
         event = AuditEvent(
             kind=kind,
             at=self.now,
@@ -146,10 +183,11 @@ class _Ledger:
             seats_used_before=self.used,
             seats_used_after=used_after,
             outcome=outcome.value,
-            request_id=request.request_id,
+            request_id=None if replayed else request.request_id,
+            detail=f"request {request.request_id} sent again" if replayed else "",
         )
         self.new_events.append(event)
-        if request.request_id is not None:
+        if request.request_id is not None and not replayed:
             self.recorded[request.request_id] = event
 
     def write(self) -> None:

@@ -102,6 +102,27 @@ def test_a_repeated_request_id_changes_nothing_in_the_store(store: SqlStore) -> 
     assert rows_and_counter(store) == (1, 1)
 
 
+def test_a_start_sent_again_is_checked_against_the_ledger_as_it_stands(store: SqlStore) -> None:
+    licensed(store, 1)
+    licensed(store, 1, key="AVTR-0002")
+    assert start(store, "bob", request_id="r-1") == [Outcome.GRANTED]
+    assert start(store, "ann", request_id="r-2") == [Outcome.GRANTED]
+    remove_license("AVTR-0002", "admin", store, NOW, GRACE)
+    assert start(store, "bob", request_id="r-1") == [Outcome.OVER_LIMIT]
+    remove_user("bob", "admin", store, NOW, GRACE)
+    remove_user("ann", "admin", store, NOW, GRACE)
+    # The seat granted under r-1 was taken back: the same start is decided anew, once.
+    assert start(store, "bob", request_id="r-1") == [Outcome.GRANTED]
+    assert start(store, "bob", request_id="r-1") == [Outcome.GRANTED]
+    assert rows_and_counter(store) == (1, 1)
+    with store.reading() as uow:
+        again = [event for event in uow.events.list() if event.detail == "request r-1 sent again"]
+    assert [(event.kind, event.outcome, event.request_id) for event in again] == [
+        (EventKind.SEAT_REFUSED, "over_limit", None),
+        (EventKind.SEAT_GRANTED, "granted", None),
+    ]
+
+
 def test_removing_a_user_frees_the_seat(store: SqlStore) -> None:
     licensed(store, 1)
     start(store, "bob")

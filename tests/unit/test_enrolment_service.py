@@ -142,3 +142,38 @@ def test_batches_of_any_size_agree_with_one_at_a_time(batch: int) -> None:
     expected = [outcome for name in names for outcome in start(one_by_one, name)]
     got = [outcome for i in range(0, len(names), batch) for outcome in start(batched, *names[i : i + batch])]
     assert got == expected
+
+
+def test_a_start_sent_again_while_over_limit_is_refused_like_every_other() -> None:
+    store = licensed_store(2, 1)
+    start(store, "ann", "bob")
+    assert start(store, "cid", request_id="r-1") == [Outcome.GRANTED]
+    remove_license("AVTR-0001", "admin", store, NOW, GRACE)
+
+    [again] = enrol_editors([EnrolmentRequest("cid", "cid", "r-1")], store, NOW, GRACE)
+
+    assert (again.outcome, again.allowed, again.seats_used, again.seats_total) == (
+        Outcome.OVER_LIMIT,
+        False,
+        3,
+        2,
+    )
+    refusal = store.ledger.events[-1]
+    assert (refusal.kind, refusal.outcome, refusal.subject) == (EventKind.SEAT_REFUSED, "over_limit", "cid")
+    assert (refusal.request_id, refusal.detail) == (None, "request r-1 sent again")
+
+
+def test_a_start_sent_again_after_its_seat_was_taken_back_is_decided_anew() -> None:
+    store = licensed_store(1)
+    assert start(store, "bob", request_id="r-1") == [Outcome.GRANTED]
+    remove_user("bob", "admin", store, NOW, GRACE)
+    add_user("ann", "admin", store, NOW, GRACE)
+    assert start(store, "bob", request_id="r-1") == [Outcome.NO_SEATS]
+    assert "bob" not in store.ledger.seats
+
+    remove_user("ann", "admin", store, NOW, GRACE)
+    assert start(store, "bob", request_id="r-1") == [Outcome.GRANTED]
+    events = len(store.ledger.events)
+    assert start(store, "bob", request_id="r-1") == [Outcome.GRANTED]
+    assert list(store.ledger.seats) == ["bob"]
+    assert len(store.ledger.events) == events
