@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -14,7 +15,9 @@ from adapters.sql import (
     check_schema,
     create_store_engine,
     migrate,
+    schema,
 )
+from adapters.sql.engine import SQLITE_BUSY_TIMEOUT_SECONDS
 from adapters.sql.schema import current_revision, head_revision
 from domain.agreement import Acceptance
 from domain.enrolment import EnrolmentRequest, Outcome
@@ -230,12 +233,25 @@ def test_an_empty_store_is_refused_with_the_command_to_run(empty_url: str) -> No
     engine.dispose()
 
 
-def test_a_store_at_an_older_revision_is_refused_with_the_command_to_run(empty_url: str) -> None:
+def test_a_store_written_by_a_newer_version_is_refused(empty_url: str) -> None:
     engine = create_store_engine(empty_url)
     migrate(engine)
     with engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = '0000'"))
     with pytest.raises(SchemaOutdated, match="which this version of the manager does not know"):
+        check_schema(engine)
+    engine.dispose()
+
+
+def test_a_store_at_an_older_revision_is_refused_with_the_command_to_run(
+    empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_store_engine(empty_url)
+    migrate(engine)
+    at = head_revision()
+    # As a later version of the manager, whose head is a migration after this store's.
+    monkeypatch.setattr(schema, "head_revision", lambda: "9999")
+    with pytest.raises(SchemaOutdated, match=f"is at schema revision {at}, but this version needs 9999: run"):
         check_schema(engine)
     engine.dispose()
 
@@ -246,3 +262,19 @@ def test_an_unreachable_store_is_named_without_its_password() -> None:
         check_schema(engine)
     assert "127.0.0.1:1" in str(error.value)
     assert "s3cret" not in str(error.value)
+
+
+def test_a_sqlite_store_writes_ahead_waits_for_its_lock_and_syncs_every_commit(tmp_path: Path) -> None:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'avtor.sqlite3'}")
+    with engine.connect() as connection:
+        pragmas = {
+            name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "busy_timeout", "synchronous", "foreign_keys")
+        }
+    engine.dispose()
+    assert pragmas == {
+        "journal_mode": "wal",
+        "busy_timeout": SQLITE_BUSY_TIMEOUT_SECONDS * 1000,
+        "synchronous": 2,  # FULL: a granted seat survives a power cut
+        "foreign_keys": 1,
+    }
