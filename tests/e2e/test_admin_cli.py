@@ -101,6 +101,27 @@ def seeded(
 # --- the administrator's work, on SQLite and PostgreSQL ----------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("license", "remove", FIVE),
+        ("license", "refresh", FIVE),
+        ("license", "refresh", "--all"),
+        ("user", "add", "sitecore\\ann"),
+        ("user", "remove", "sitecore\\ann"),
+    ],
+)
+def test_every_changing_command_before_acceptance_asks_for_it_and_changes_nothing(
+    sqlite_cli: Avtorlm, command: tuple[str, ...]
+) -> None:
+    refused = sqlite_cli(*command)
+    assert refused.code == 1, refused
+    assert AGREEMENT_TITLE in refused.err
+    assert 'avtorlm eula accept --by "Your Name"' in refused.err
+    assert sqlite_cli.json("user", "list")["users"] == []
+    assert sqlite_cli.json("events")["events"] == []
+
+
 def test_a_changing_command_before_acceptance_shows_the_agreement_and_how_to_accept_it(
     sqlite_cli: Avtorlm,
 ) -> None:

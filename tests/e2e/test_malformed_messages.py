@@ -91,14 +91,17 @@ def test_items_that_are_not_messages_are_kept_for_an_operator(worker: CeleryProc
         client.lpush("avtor.enrolment", item)
     unknown_id, unknown = envelope(json.dumps([[], {}, {}]).encode(), task="avtor.unknown_task")
     client.lpush("avtor.enrolment", unknown)
+    unknown_admin_id, unknown_admin = envelope(json.dumps([[], {}, {}]).encode(), task="avtor.admin.unknown")
+    client.lpush("avtor.admin", unknown_admin)
 
     alive_and_deciding(worker, redis_url)
+    failed = collect_decisions(redis_url, [unknown_id, unknown_admin_id], timeout=30)
     letters = dead_letters(client)
     kept_items = [letter["message"]["body"]["item"] for letter in letters if letter["message"].get("body")]
     assert sorted(kept_items) == sorted(junk)
-    assert any(letter["id"] == unknown_id and "unknown task" in letter["reason"] for letter in letters)
-    unknown_result = collect_decisions(redis_url, [unknown_id], timeout=30)[unknown_id]
-    assert unknown_result["status"] == "FAILURE"
+    for task_id in (unknown_id, unknown_admin_id):
+        assert any(letter["id"] == task_id and "unknown task" in letter["reason"] for letter in letters)
+        assert failed[task_id]["status"] == "FAILURE"
 
 
 def test_a_message_redelivered_again_and_again_is_stopped_and_kept(

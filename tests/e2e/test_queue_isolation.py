@@ -15,7 +15,7 @@ from domain.services.licenses import add_license
 from tests.support.license_server import LicenseServerProcess, key_entry, license_server
 from tests.support.manager import Manager, celery_client
 from tests.support.publishing import collect_decisions, publish_starts
-from tests.support.servers import PostgresServer, RedisServer
+from tests.support.servers import RedisServer
 from tests.support.stores import migrated_engine
 from tests.support.workers import CeleryProcess, avtor_environment
 
@@ -30,8 +30,8 @@ def server() -> Iterator[LicenseServerProcess]:
 
 
 @pytest.fixture
-def store(postgres: PostgresServer, server: LicenseServerProcess) -> Iterator[SqlStore]:
-    engine = migrated_engine(postgres.create_database("queue_isolation"))
+def store(store_url: str, server: LicenseServerProcess) -> Iterator[SqlStore]:
+    engine = migrated_engine(store_url)
     store = SqlStore(engine)
     accept_agreement("Ada Admin", store, utc_now(), GRACE)
     service = HttpLicenseService(server.url, server.public_key, connect_timeout=1.0, read_timeout=2.0)
