@@ -234,3 +234,14 @@ def test_full_keys_never_reach_the_logs(
             client(server, read_timeout=0.3, attempts=2).validate(ACTIVE, INSTALLATION, 0)
     assert "…0025" in caplog.text
     assert ACTIVE not in caplog.text
+
+
+def test_a_url_that_is_not_the_service_cannot_verify_and_never_rejects_the_key(
+    server: LicenseServerProcess,
+) -> None:
+    # A wrong AVTOR_LICENSE_SERVER_URL answers 404 without the contract's body: the key
+    # is not unknown to the vendor, the manager is asking the wrong place.
+    result = client(server, url=server.url + "/not-the-service", attempts=1).validate(ACTIVE, INSTALLATION, 1)
+    assert isinstance(result, Unverifiable), result
+    assert result.reason.startswith("the license service answered 404 Not Found")
+    assert "check AVTOR_LICENSE_SERVER_URL" in result.reason
