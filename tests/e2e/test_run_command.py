@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.support.processes import ProcessInfo, descendants, kill_all, still_running
-from tests.support.servers import free_port
+from tests.support.servers import RedisServer, free_port
 from tests.support.workers import ROOT, avtor_environment
 
 STARTED = "The Avtor License Manager runs."
@@ -129,5 +130,28 @@ def test_a_process_that_dies_stops_the_rest_and_the_run_says_which(tmp_path: Pat
         assert "The development license server stopped unexpectedly (exit code -9)." in output
         assert "Last lines of" in output and "license-server.log" in output
         assert still_running(run.everything()) == []
+    finally:
+        run.cleanup()
+
+
+def test_given_avtor_redis_url_the_run_uses_that_redis_and_leaves_it_running(
+    tmp_path: Path, redis_service: RedisServer
+) -> None:
+    redis_service.flush()
+    run = Run(tmp_path)
+    run.env["AVTOR_REDIS_URL"] = redis_service.url
+    run.start()
+    try:
+        assert "redis-server" not in commands(run.started)
+        output = run.output()
+        assert f"Redis            {redis_service.url}  (yours, from AVTOR_REDIS_URL)" in output
+        assert f"export AVTOR_REDIS_URL={redis_service.url}" in output
+        assert ".venv/bin/avtorlm status" in output and "Watch the whole story: scripts/demo" in output
+
+        assert run.process is not None
+        run.process.send_signal(signal.SIGINT)
+        assert run.wait() == 0, run.output()
+        assert still_running(run.everything()) == []
+        assert redis.Redis.from_url(redis_service.url).ping()
     finally:
         run.cleanup()
