@@ -62,6 +62,9 @@ def celery_configuration(settings: Settings) -> dict[str, object]:
             "visibility_timeout": visibility_timeout,
             # Look for such messages every few seconds rather than every minute.
             "unacked_restore_interval": min(10.0, max(1.0, visibility_timeout / 4)),
+            # No message priorities: one list per queue, so that a worker on one queue
+            # takes each message atomically (worker/transport.py).
+            "priority_steps": [0],
         },
         # A decision whose storing fails while Redis restarts is stored once Redis is back
         # (about a minute of retries) rather than lost; the task is idempotent meanwhile.

@@ -1,25 +1,45 @@
-"""kombu's Redis transport, made to survive whatever a host pushes onto a queue.
+"""kombu's Redis transport, made to survive whatever a host pushes onto a queue, and to lose nothing it takes.
 
 kombu parses each item it pops before Celery sees it. An item that is not a
 message envelope (not JSON, or JSON of the wrong shape) raises inside the
 worker's event loop: either the worker stops, or (for a KeyError, which kombu
 counts as a connection error) it reconnects and the item is silently gone. This
 transport keeps such items in the dead-letter list and goes on with the next.
+
+kombu takes a message with BRPOP and only then records it as unacknowledged: a
+worker killed between the two (or a Redis that stops between them) loses that
+message. A channel that consumes one queue (as the enrolment workers do) takes
+with BLMOVE instead, into a list of its own in Redis (its "taking list"), and
+records the message as unacknowledged and removes it from that list in one
+transaction. A message is therefore always on its queue, in a taking list, or in
+the unacknowledged set. Taking lists are registered with a heartbeat; the list of
+a channel that has not beaten for the visibility timeout (its worker died) is put
+back on its queue by any other worker, as kombu does with unacknowledged messages.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from queue import Empty
 from typing import Any
 
 import redis
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import dumps, loads
 
 from worker.dead_letters import record_dead_letter
 
 log = logging.getLogger(__name__)
+
+# Taking lists by their last heartbeat (a sorted set), and the queue each takes from.
+TAKING_REGISTRY = "avtor.taking"
+TAKING_SOURCES = "avtor.taking.sources"
+TAKING_PREFIX = "avtor.taking."
+HEARTBEAT_SECONDS = 1.0
 
 
 def network_errors(connection_errors: tuple[type[BaseException], ...]) -> tuple[type[BaseException], ...]:
@@ -70,6 +90,32 @@ class _RememberingRedis(redis.Redis):
 class GuardedQoS(kombu_redis.QoS):
     """Unacknowledged messages put back on close, or left for the visibility timeout if Redis is gone."""
 
+    channel: GuardedChannel
+
+    def append(self, message: Any, delivery_tag: Any) -> None:
+        raw = self.channel.taken.pop(delivery_tag, None)
+        if raw is None:
+            super().append(message, delivery_tag)
+            return
+        delivery = message.delivery_info
+        with self.pipe_or_acquire() as pipe:
+            # One transaction: the message leaves the taking list as it becomes unacknowledged.
+            pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()}).hset(
+                self.unacked_key,
+                delivery_tag,
+                dumps([message._raw, delivery["exchange"], delivery["routing_key"]]),
+            ).lrem(self.channel.taking_key, 1, raw).execute()
+        virtual.QoS.append(self, message, delivery_tag)
+
+    def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> Any:
+        restored = super().restore_visible(start, num, interval)
+        try:
+            self.channel.beat(force=True)
+            self.channel.restore_abandoned_takings()
+        except self.channel.connection_errors:
+            log.debug("Could not look for abandoned taking lists now.", exc_info=True)
+        return restored
+
     def restore_unacked(self, client: Any = None) -> Any:
         try:
             return super().restore_unacked(client)
@@ -88,9 +134,34 @@ class GuardedQoS(kombu_redis.QoS):
 
 
 class GuardedChannel(kombu_redis.Channel):
-    """A Redis channel that sets aside items it cannot turn into messages."""
+    """A Redis channel that sets aside items it cannot turn into messages, and takes atomically."""
 
     QoS = GuardedQoS
+    taking_key: str = ""
+    _taking_from: str | None = None
+    _beaten_at: float = 0.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.taking_key = f"{TAKING_PREFIX}{uuid.uuid4().hex}"
+        self.taken: dict[Any, bytes] = {}  # delivery tag -> item, until it is unacknowledged
+        super().__init__(*args, **kwargs)
+
+    def _brpop_start(self, timeout: Any = None) -> None:
+        if timeout is None:
+            timeout = self.brpop_timeout
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
+        if len(keys) != 1 or self.global_keyprefix:
+            # Several queues (or priorities) cannot be waited on with BLMOVE: kombu's BRPOP.
+            self._taking_from = None
+            super()._brpop_start(timeout)
+            return
+        [source] = keys
+        self.beat(source=source)
+        self._in_poll = self.client.connection
+        self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]
+        self._taking_from = source
+        self.client.connection.send_command("BLMOVE", source, self.taking_key, "RIGHT", "LEFT", timeout or 0)
 
     def _get_client(self) -> Any:
         client = super()._get_client()
@@ -110,8 +181,11 @@ class GuardedChannel(kombu_redis.Channel):
         client = self.client
         if isinstance(client, _RememberingRedis):
             client.last_popped = None
+        taking_from, self._taking_from = self._taking_from, None
         try:
-            return super()._brpop_read(**options)
+            if taking_from is None:
+                return super()._brpop_read(**options)
+            return self._take(taking_from, **options)
         except Empty:
             raise
         except network_errors(self.connection_errors):
@@ -121,7 +195,87 @@ class GuardedChannel(kombu_redis.Channel):
             queue, item = popped if isinstance(popped, list | tuple) and len(popped) == 2 else (None, None)
             log.exception("An item on queue %s is not a message; it is kept and skipped.", queue)
             self.keep(f"not a message envelope: {error!r}", queue, item)
+            if taking_from is not None and item is not None:
+                self.taken = {tag: raw for tag, raw in self.taken.items() if raw != item}
+                with self.conn_or_acquire() as side_client:
+                    side_client.lrem(self.taking_key, 1, item)
             return True
+
+    def _take(self, source: str, **options: Any) -> bool:
+        """Read the reply of BLMOVE and deliver the message it took."""
+        try:
+            try:
+                item = self.client.parse_response(self.client.connection, "BLMOVE", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+            if item is None:
+                raise Empty()
+            if isinstance(self.client, _RememberingRedis):
+                self.client.last_popped = (source, item)
+            self._queue_cycle.rotate(source)
+            payload = loads(bytes_to_str(item))
+            tag = payload.get("properties", {}).get("delivery_tag") if isinstance(payload, dict) else None
+            if isinstance(tag, str | int) and not isinstance(tag, bool):
+                self.taken[tag] = item
+            self.connection._deliver(payload, source)
+            return True
+        finally:
+            self._in_poll = None  # type: ignore[assignment]
+            self._flush_brpop_reauth()
+
+    def beat(self, source: str | None = None, force: bool = False) -> None:
+        """Tell other workers this channel's taking list is alive (at most once a second)."""
+        now = time.time()
+        if not force and now - self._beaten_at < HEARTBEAT_SECONDS:
+            return
+        if source is None and not self._beaten_at:
+            return  # never took anything: nothing to vouch for
+        with self.conn_or_acquire() as side_client:
+            pipe = side_client.pipeline()
+            pipe.zadd(TAKING_REGISTRY, {self.taking_key: now})
+            if source is not None:
+                pipe.hset(TAKING_SOURCES, self.taking_key, source)
+            pipe.execute()
+        self._beaten_at = now
+
+    def restore_abandoned_takings(self) -> int:
+        """Put back on their queues the messages of taking lists whose channel stopped beating."""
+        restored = 0
+        stale_before = time.time() - self.visibility_timeout
+        with self.conn_or_acquire() as side_client:
+            for raw_key in side_client.zrangebyscore(TAKING_REGISTRY, "-inf", stale_before):
+                key = bytes_to_str(raw_key)
+                if key == self.taking_key:
+                    continue
+                source = side_client.hget(TAKING_SOURCES, key)
+                if source is not None:
+                    while side_client.lmove(key, bytes_to_str(source), "RIGHT", "RIGHT") is not None:
+                        restored += 1
+                if side_client.llen(key) == 0:
+                    pipe = side_client.pipeline()
+                    pipe.zrem(TAKING_REGISTRY, key).hdel(TAKING_SOURCES, key).execute()
+        if restored:
+            log.warning("Put back %d message(s) a stopped worker had taken but not started.", restored)
+        return restored
+
+    def give_back_taken(self) -> None:
+        """On close: put what this channel took but never delivered back on its queue."""
+        source = None
+        with self.conn_or_acquire() as side_client:
+            source = side_client.hget(TAKING_SOURCES, self.taking_key)
+            if source is not None:
+                while side_client.lmove(self.taking_key, bytes_to_str(source), "RIGHT", "RIGHT") is not None:
+                    pass
+        self.taken.clear()
+
+    def close(self) -> None:
+        try:
+            if self._beaten_at:
+                self.give_back_taken()
+        except Exception:  # whatever is left returns when the heartbeat is stale
+            log.debug("Could not give back taken messages on close.", exc_info=True)
+        super().close()
 
     def keep(self, reason: str, queue: Any, item: Any) -> None:
         """Put an item that is not a message in the dead-letter list."""

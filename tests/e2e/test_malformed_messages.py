@@ -21,6 +21,7 @@ from tests.support.publishing import collect_decisions
 from tests.support.workers import CeleryProcess
 from worker.dead_letters import DEAD_LETTER_KEY
 from worker.guard import DELIVERY_COUNT_KEY, MAX_DELIVERIES
+from worker.transport import TAKING_REGISTRY
 
 ALLOWED_OR_REFUSED = {"granted", "already_enrolled", "no_seats", "over_limit"}
 
@@ -224,3 +225,22 @@ def test_generated_headers_never_stop_the_worker_and_each_start_is_answered(
     for task_id in sent:
         assert results[task_id]["status"] in {"SUCCESS", "FAILURE"}
     alive_and_deciding(worker, redis_url)
+
+
+def test_a_worker_on_one_queue_keeps_junk_it_took_and_leaves_nothing_taken(
+    fleet: Fleet, store_url: str, redis_url: str
+) -> None:
+    seed_licenses(store_url, **{"AVTR-FUZZ-0002": 10})
+    worker = fleet.worker("fuzz-one", concurrency=2, queues="avtor.enrolment")
+    client = redis.Redis.from_url(redis_url)
+    junk = ["not json at all", json.dumps([1, 2, 3]), json.dumps({"body": 5}), json.dumps({"properties": 7})]
+    for item in junk:
+        client.lpush("avtor.enrolment", item)
+
+    alive_and_deciding(worker, redis_url)
+    kept_items = [
+        letter["message"]["body"]["item"] for letter in dead_letters(client) if letter["message"].get("body")
+    ]
+    assert sorted(kept_items) == sorted(junk)
+    taking_lists = [key for key in client.zrange(TAKING_REGISTRY, 0, -1) if isinstance(key, bytes)]
+    assert len(taking_lists) == 1 and client.llen(taking_lists[0]) == 0
