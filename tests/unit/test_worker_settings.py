@@ -22,6 +22,7 @@ def test_timeouts_and_expiry_follow_the_settings() -> None:
     assert configuration["broker_transport_options"] == {
         "visibility_timeout": 120.0,
         "unacked_restore_interval": 10.0,
+        "priority_steps": [0],  # one list per queue: a worker on one queue takes atomically
     }
     assert configuration["result_expires"] == timedelta(minutes=30)
 
