@@ -15,6 +15,8 @@ transaction. A message is therefore always on its queue, in a taking list, or in
 the unacknowledged set. Taking lists are registered with a heartbeat; the list of
 a channel that has not beaten for the visibility timeout (its worker died) is put
 back on its queue by any other worker, as kombu does with unacknowledged messages.
+Consumers that never acknowledge (Celery's event and reply queues), channels on
+several queues, and a Redis that refuses BLMOVE keep kombu's BRPOP.
 """
 
 from __future__ import annotations
@@ -138,29 +140,52 @@ class GuardedChannel(kombu_redis.Channel):
 
     QoS = GuardedQoS
     taking_key: str = ""
-    _taking_from: str | None = None
+    _taking_from: str | None = None  # the queue of the BLMOVE whose reply is awaited
+    _taking_source: str | None = None  # the queue this channel takes from
+    _taking_unread = False  # a BLMOVE was sent whose reply has not been read by _take
+    _blmove_refused = False
     _beaten_at: float = 0.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.taking_key = f"{TAKING_PREFIX}{uuid.uuid4().hex}"
         self.taken: dict[Any, bytes] = {}  # delivery tag -> item, until it is unacknowledged
+        self._no_ack_queues: set[str] = set()
         super().__init__(*args, **kwargs)
+
+    def basic_consume(self, queue: Any, no_ack: Any, *args: Any, **kwargs: Any) -> Any:
+        if no_ack:
+            # Never recorded as unacknowledged, so never taken off a taking list: BRPOP.
+            self._no_ack_queues.add(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
 
     def _brpop_start(self, timeout: Any = None) -> None:
         if timeout is None:
             timeout = self.brpop_timeout
         queues = self._queue_cycle.consume(len(self.active_queues))
         keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
-        if len(keys) != 1 or self.global_keyprefix:
+        if (
+            len(keys) != 1
+            or self.global_keyprefix
+            or self._blmove_refused
+            or self._no_ack_queues.intersection(queues)
+        ):
             # Several queues (or priorities) cannot be waited on with BLMOVE: kombu's BRPOP.
             self._taking_from = None
             super()._brpop_start(timeout)
             return
         [source] = keys
-        self.beat(source=source)
+        if self._taking_unread:
+            # The reply of the last BLMOVE was never read (a dropped connection, a poll
+            # error): what it took may sit in the taking list. Between takes that list holds
+            # nothing else, so all of it goes back to its queue.
+            self.give_back_taken()
+            self._taking_unread = False
+        self._taking_source = source
+        self.beat()
         self._in_poll = self.client.connection
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]
         self._taking_from = source
+        self._taking_unread = True
         self.client.connection.send_command("BLMOVE", source, self.taking_key, "RIGHT", "LEFT", timeout or 0)
 
     def _get_client(self) -> Any:
@@ -209,6 +234,14 @@ class GuardedChannel(kombu_redis.Channel):
             except self.connection_errors:
                 self.client.connection.disconnect()
                 raise
+            except redis.ResponseError as refusal:
+                # An old Redis, an ACL without BLMOVE, or a Redis out of memory (BLMOVE
+                # writes, BRPOP does not): this channel takes with BRPOP from now on.
+                self._taking_unread = False
+                self._blmove_refused = True
+                log.warning("Redis refused BLMOVE (%s); taking messages with BRPOP instead.", refusal)
+                raise Empty() from None
+            self._taking_unread = False
             if item is None:
                 raise Empty()
             if isinstance(self.client, _RememberingRedis):
@@ -224,19 +257,15 @@ class GuardedChannel(kombu_redis.Channel):
             self._in_poll = None  # type: ignore[assignment]
             self._flush_brpop_reauth()
 
-    def beat(self, source: str | None = None, force: bool = False) -> None:
+    def beat(self, force: bool = False) -> None:
         """Tell other workers this channel's taking list is alive (at most once a second)."""
         now = time.time()
-        if not force and now - self._beaten_at < HEARTBEAT_SECONDS:
-            return
-        if source is None and not self._beaten_at:
-            return  # never took anything: nothing to vouch for
+        if self._taking_source is None or (not force and now - self._beaten_at < HEARTBEAT_SECONDS):
+            return  # never took anything (nothing to vouch for), or beat just now
         with self.conn_or_acquire() as side_client:
-            pipe = side_client.pipeline()
-            pipe.zadd(TAKING_REGISTRY, {self.taking_key: now})
-            if source is not None:
-                pipe.hset(TAKING_SOURCES, self.taking_key, source)
-            pipe.execute()
+            side_client.pipeline().zadd(TAKING_REGISTRY, {self.taking_key: now}).hset(
+                TAKING_SOURCES, self.taking_key, self._taking_source
+            ).execute()
         self._beaten_at = now
 
     def restore_abandoned_takings(self) -> int:
@@ -260,21 +289,26 @@ class GuardedChannel(kombu_redis.Channel):
         return restored
 
     def give_back_taken(self) -> None:
-        """On close: put what this channel took but never delivered back on its queue."""
-        source = None
-        with self.conn_or_acquire() as side_client:
-            source = side_client.hget(TAKING_SOURCES, self.taking_key)
-            if source is not None:
-                while side_client.lmove(self.taking_key, bytes_to_str(source), "RIGHT", "RIGHT") is not None:
+        """Put what this channel took but never delivered back on its queue."""
+        if self._taking_source is not None:
+            with self.conn_or_acquire() as side_client:
+                while side_client.lmove(self.taking_key, self._taking_source, "RIGHT", "RIGHT") is not None:
                     pass
         self.taken.clear()
 
     def close(self) -> None:
-        try:
-            if self._beaten_at:
+        if self._taking_source is not None:
+            try:
+                if self._in_poll and self._taking_from is not None:
+                    # kombu would deliver the reply still awaited while closing; leave what
+                    # it took in the taking list instead, to go back with the rest.
+                    self._in_poll = None  # type: ignore[assignment]
+                    self._taking_from = None
+                    self.client.parse_response(self.client.connection, "BLMOVE")
+                self._taking_unread = False
                 self.give_back_taken()
-        except Exception:  # whatever is left returns when the heartbeat is stale
-            log.debug("Could not give back taken messages on close.", exc_info=True)
+            except Exception:  # whatever is left returns when the heartbeat is stale
+                log.debug("Could not give back taken messages on close.", exc_info=True)
         super().close()
 
     def keep(self, reason: str, queue: Any, item: Any) -> None:
