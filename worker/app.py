@@ -109,6 +109,16 @@ def celery_configuration(settings: Settings) -> dict[str, object]:
     }
 
 
+def admin_run_budget(settings: Settings) -> timedelta:
+    """How long a run of license checks may go on starting checks: half the visibility timeout.
+
+    A task still running when the visibility timeout ends is handed out a second time;
+    the checks begun within this budget (each bounded by the client's timeouts) end
+    well before that.
+    """
+    return settings.visibility_timeout / 2
+
+
 def max_retry_countdown(settings: Settings) -> float:
     """The longest a retry may wait: well within the broker's visibility timeout."""
     return min(settings.visibility_timeout.total_seconds() / 2, timedelta(minutes=5).total_seconds())

@@ -83,20 +83,32 @@ def refresh_license(
 
 
 def refresh_all_licenses(
-    requested_by: str, store: Store, service: LicenseService, clock: Clock, rules: RevalidationRules
+    requested_by: str,
+    store: Store,
+    service: LicenseService,
+    clock: Clock,
+    rules: RevalidationRules,
+    until: datetime | None = None,
 ) -> list[Revalidation]:
-    """Re-validate every license now, one after the other."""
-    return _check_each(store, service, clock, rules, requested_by, due_by=None)
+    """Re-validate every license now, one after the other; none is begun after `until`."""
+    return _check_each(store, service, clock, rules, requested_by, due_by=None, until=until)
 
 
 def revalidate_due_licenses(
-    store: Store, service: LicenseService, clock: Clock, rules: RevalidationRules
+    store: Store,
+    service: LicenseService,
+    clock: Clock,
+    rules: RevalidationRules,
+    until: datetime | None = None,
 ) -> list[Revalidation]:
-    """Re-validate each license whose check is due, once, however many checks it missed."""
+    """Re-validate each license whose check is due, once, however many checks it missed.
+
+    No check is begun after `until`: the licenses left are still due, for the next run.
+    """
     started = clock()
     if _most_overdue(store.glance(()).licenses, started, skip=()) is None:
         return []  # the usual case, answered without taking the ledger's lock
-    return _check_each(store, service, clock, rules, SCHEDULE, due_by=started)
+    return _check_each(store, service, clock, rules, SCHEDULE, due_by=started, until=until)
 
 
 def _check_each(
@@ -106,12 +118,18 @@ def _check_each(
     rules: RevalidationRules,
     actor: str,
     due_by: datetime | None,
+    until: datetime | None,
 ) -> list[Revalidation]:
-    """Claim and check licenses one at a time, each at most once, until none is left to check."""
+    """Claim and check licenses one at a time, each at most once, until none is left or time is up.
+
+    A run checks at least one license, so that even a slow license service sees progress.
+    """
     checked: list[Revalidation] = []
     done: set[str] = set()
     while True:
         now = clock()
+        if until is not None and checked and now >= until:
+            return checked
         claim = _claim(store, lambda licenses: _most_overdue(licenses, due_by, done), now, rules)
         if claim is None:
             return checked

@@ -241,3 +241,39 @@ def test_an_answer_older_than_the_last_one_taken_is_refused_and_counts_as_not_ve
     assert checked.view is not None
     assert (checked.view.seats_granted, checked.view.failed_checks) == (25, 1)
     assert "older than one already received" in checked.message
+
+
+class SlowService(FakeLicenseService):
+    """A license service that takes a minute per answer, on the test's clock."""
+
+    def __init__(self, service: FakeLicenseService, clock: list[datetime]) -> None:
+        super().__init__(service.results)
+        self.clock = clock
+
+    def validate(self, key: str, installation_id: str, seats_in_use: int) -> ValidationResult:
+        self.clock[0] += timedelta(minutes=1)
+        return super().validate(key, installation_id, seats_in_use)
+
+
+FIVE_KEYS = [f"AVTR-0000-0000-0000-{number:04d}" for number in range(1, 6)]
+
+
+def test_a_run_against_a_slow_service_begins_no_check_after_its_budget() -> None:
+    store, fast = licensed(*FIVE_KEYS)
+    clock = [NOW + EVERY]
+    slow = SlowService(fast, clock)
+    until = clock[0] + timedelta(minutes=2, seconds=30)
+
+    first = revalidate_due_licenses(store, slow, lambda: clock[0], RULES, until)
+    # Checks begin at +0, +1 and +2 minutes; at +3 the budget is spent.
+    assert len(first) == 3 and clock[0] == NOW + EVERY + timedelta(minutes=3)
+    # The two left are still due: the next run checks them.
+    second = revalidate_due_licenses(store, slow, lambda: clock[0], RULES, clock[0] + timedelta(minutes=10))
+    assert sorted(check.key for check in first + second) == FIVE_KEYS
+
+
+def test_a_run_checks_at_least_one_license_however_slow_the_service() -> None:
+    store, fast = licensed(*FIVE_KEYS)
+    clock = [NOW]
+    checked = refresh_all_licenses("ada", store, SlowService(fast, clock), lambda: clock[0], RULES, until=NOW)
+    assert len(checked) == 1
