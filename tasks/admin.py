@@ -101,14 +101,14 @@ def refresh_all(requested_by: str = ADMINISTRATOR) -> dict[str, Any]:
     service, rules = wiring.license_service(), wiring.revalidation_rules()
     until = wiring.now() + admin_run_budget(wiring.settings())
     checked = refresh_all_licenses(requested_by, wiring.store(), service, wiring.now, rules, until)
-    summary = revalidations_summary(checked)
-    left = len(wiring.store().glance(()).licenses) - len(checked)
+    summary, status = revalidations_summary(checked), _status()
+    left = len(status["licenses"]) - len(checked)
     if left > 0:
         summary += (
             f" {left} more not checked: the license service is slow, and this run stops starting "
             "checks before the broker would hand it out again. Refresh again to check them."
         )
-    return done(summary, checked=[revalidation_message(c) for c in checked], **_status())
+    return done(summary, checked=[revalidation_message(c) for c in checked], **status)
 
 
 @app.task(name="avtor.admin.revalidate_due", base=AdminTask, max_retries=5, ignore_result=True)

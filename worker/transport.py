@@ -279,8 +279,7 @@ class GuardedChannel(kombu_redis.Channel):
                     continue
                 source = side_client.hget(TAKING_SOURCES, key)
                 if source is not None:
-                    while side_client.lmove(key, bytes_to_str(source), "RIGHT", "RIGHT") is not None:
-                        restored += 1
+                    restored += _move_back(side_client, key, bytes_to_str(source))
                 if side_client.llen(key) == 0:
                     pipe = side_client.pipeline()
                     pipe.zrem(TAKING_REGISTRY, key).hdel(TAKING_SOURCES, key).execute()
@@ -292,8 +291,7 @@ class GuardedChannel(kombu_redis.Channel):
         """Put what this channel took but never delivered back on its queue."""
         if self._taking_source is not None:
             with self.conn_or_acquire() as side_client:
-                while side_client.lmove(self.taking_key, self._taking_source, "RIGHT", "RIGHT") is not None:
-                    pass
+                _move_back(side_client, self.taking_key, self._taking_source)
         self.taken.clear()
 
     def close(self) -> None:
@@ -337,6 +335,14 @@ class GuardedTransport(kombu_redis.Transport):
 
 class MalformedEnvelope(ValueError):
     """An item popped from a queue that is JSON but not a message envelope."""
+
+
+def _move_back(client: Any, taking_key: str, queue: str) -> int:
+    """Move every message of a taking list back to the end of its queue that is taken next."""
+    moved = 0
+    while client.lmove(taking_key, queue, "RIGHT", "RIGHT") is not None:
+        moved += 1
+    return moved
 
 
 def _text(item: Any) -> str | None:

@@ -112,29 +112,14 @@ class _Ledger:
         limit. A seat taken back since is decided as a new start (its request id already
         names the first grant, so the audit event of this one carries it in its detail).
         """
-        first = Outcome(recorded.outcome or Outcome.GRANTED) if recorded is not None else Outcome.GRANTED
-        if recorded is not None and not first.allowed:
-            return decision_for(
-                first,
-                request.username,
-                recorded.seats_used_after,
-                recorded.seats_total_after,
-                request.request_id,
-            )
+        if recorded is not None and not Outcome(recorded.outcome or Outcome.GRANTED).allowed:
+            return _as_recorded(request, recorded)
         if holder is None:
             return self._decide_anew(request, holder, replayed=True)
         if self.used > self.total:
             self._refuse(request, Outcome.OVER_LIMIT, replayed=True)
             return self._now(request, Outcome.OVER_LIMIT)
-        if recorded is None:
-            return self._now(request, Outcome.GRANTED)
-        return decision_for(
-            Outcome.GRANTED,
-            request.username,
-            recorded.seats_used_after,
-            recorded.seats_total_after,
-            request.request_id,
-        )
+        return self._now(request, Outcome.GRANTED) if recorded is None else _as_recorded(request, recorded)
 
     def _decide_anew(
         self, request: EnrolmentRequest, holder: Seat | None, replayed: bool
@@ -195,6 +180,17 @@ class _Ledger:
             self.uow.seats.add(self.new_seats)
         if self.new_events:
             self.uow.events.record(self.new_events)
+
+
+def _as_recorded(request: EnrolmentRequest, recorded: AuditEvent) -> EnrolmentDecision:
+    """The first decision of a start, as its audit event recorded it."""
+    return decision_for(
+        Outcome(recorded.outcome or Outcome.GRANTED),
+        request.username,
+        recorded.seats_used_after,
+        recorded.seats_total_after,
+        request.request_id,
+    )
 
 
 def _touch_seats(
