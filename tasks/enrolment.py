@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from domain.enrolment import InvalidEnrolment, read_enrolment_request
-from domain.services.enrolment import decide_at_a_glance
+from domain.services.enrolment import enrol_editors
 from tasks.retries import TRANSIENT_STORE_ERRORS, backoff
 from worker import wiring
 from worker.app import app
@@ -36,10 +36,7 @@ def enrol(self: GuardedTask, *args: Any, **kwargs: Any) -> dict[str, Any]:
         log.info("Invalid enrolment request %s: %s", self.request.id, invalid)
         return invalid.decision().as_message()
     try:
-        at_a_glance = decide_at_a_glance(
-            [request], wiring.store(), wiring.now(), wiring.settings().grace_period
-        )
-        decision = at_a_glance[0] if at_a_glance else wiring.claims().decide(request)
+        [decision] = enrol_editors([request], wiring.store(), wiring.now(), wiring.settings().grace_period)
     except TRANSIENT_STORE_ERRORS as error:
         raise self.retry(exc=error, countdown=backoff(self.request.retries)) from None
     return decision.as_message()

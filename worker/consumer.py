@@ -11,21 +11,25 @@ an operator, and acknowledged. The worker keeps going.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
+from celery.concurrency.thread import TaskPool as ThreadTaskPool
 from celery.worker.consumer import Consumer
 from vine import promise
 
-from domain.enrolment import InvalidEnrolment
+from domain.enrolment import EnrolmentDecision, EnrolmentRequest, InvalidEnrolment
+from domain.services.enrolment import enrol_editors
+from worker import wiring
 from worker.dead_letters import record_dead_letter
+from worker.enrolment_stream import ENROL_TASK, MAX_ID_LENGTH, EnrolmentStream, result_writer
 from worker.transport import network_errors
 
 log = logging.getLogger(__name__)
 
-ENROL_TASK = "avtor.enrol"
-MAX_ID_LENGTH = 200
+# How long a warm shutdown waits for the enrolment stream to finish what it took.
+STREAM_STOP_SECONDS = 30.0
 
 
 class MalformedMessage(Exception):
@@ -33,9 +37,15 @@ class MalformedMessage(Exception):
 
 
 class GuardedConsumer(Consumer):  # type: ignore[misc]
-    """Celery's consumer: every message it cannot run is answered and kept, never fatal."""
+    """Celery's consumer: every message it cannot run is answered and kept, never fatal.
+
+    With a thread pool, everyday enrolment messages go to an enrolment stream that
+    decides them in batches (worker/enrolment_stream.py); everything else, and what
+    the stream cannot decide, takes Celery's path.
+    """
 
     _dead_letters: redis.Redis | None = None
+    _stream: EnrolmentStream | None = None
 
     def create_task_handler(self, promise: Any = promise) -> Callable[[Any], Any]:
         handle = super().create_task_handler(promise)
@@ -52,7 +62,41 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
                 self._set_aside(message, f"malformed message: {error!r}")
                 return None
 
-        return on_task_received
+        stream = self._enrolment_stream()
+        if stream is None:
+            return on_task_received
+        # What the stream cannot decide is handled here, on the consumer's own thread.
+        stream.fall_back = lambda message: self.call_soon(on_task_received, message)
+
+        def on_message(message: Any) -> Any:
+            return None if stream.offer(message) else on_task_received(message)
+
+        return on_message
+
+    def _enrolment_stream(self) -> EnrolmentStream | None:
+        """The stream deciding this worker's enrolments in batches: with a thread pool only."""
+        if not isinstance(self.pool, ThreadTaskPool):
+            return None  # a process pool decides each start in the process that runs its task
+        if self._stream is None:
+            self._stream = EnrolmentStream(
+                decide=_decide,
+                store_results=result_writer(self.app.backend),
+                fall_back=lambda message: None,
+                connection_errors=network_errors(tuple(self.connection_errors or ())),
+                on_settled=self._wake,
+            )
+        return self._stream
+
+    def _wake(self) -> None:
+        """Wake the event loop: acknowledged messages may let it take more (prefetch limit)."""
+        if self.hub is not None:
+            self.hub.call_soon(_nothing)
+
+    def shutdown(self) -> None:
+        # Decide and acknowledge what the stream took while the connection is still open.
+        if self._stream is not None and not self._stream.stop(timeout=STREAM_STOP_SECONDS):
+            log.warning("Enrolments still being decided at shutdown return after the visibility timeout.")
+        super().shutdown()
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         self._set_aside(message, f"undecodable message: {exc!r}", acknowledge=False)
@@ -101,6 +145,14 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
             self.app.backend.store_result(task_id, decision.as_message(), "SUCCESS")
         else:
             self.app.backend.mark_as_failure(task_id, MalformedMessage(reason))
+
+
+def _nothing() -> None:
+    """A callback whose only effect is a turn of the event loop."""
+
+
+def _decide(requests: Sequence[EnrolmentRequest]) -> list[EnrolmentDecision]:
+    return enrol_editors(requests, wiring.store(), wiring.now(), wiring.settings().grace_period)
 
 
 def _headers(message: Any) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,18 +13,14 @@ from celery import signals
 from adapters.license_service import HttpLicenseService
 from adapters.sql import SchemaOutdated, SqlStore, StoreUnreachable, check_schema, create_store_engine
 from config import Settings, current_settings
-from domain.enrolment import EnrolmentDecision, EnrolmentRequest
 from domain.moments import utc_now
-from domain.services.enrolment import decide_under_lock
 from domain.services.revalidation import RevalidationRules
-from worker.batching import Batcher
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _store: SqlStore | None = None
 _license_service: HttpLicenseService | None = None
-_claims: Batcher[EnrolmentRequest, EnrolmentDecision] | None = None
 
 # A claimed check may take as long as the client's longest validation; its lease outlasts that.
 LEASE_MARGIN = timedelta(minutes=1)
@@ -44,20 +39,6 @@ def store() -> SqlStore:
             if _store is None:
                 _store = SqlStore(create_store_engine(settings().store_url))
     return _store
-
-
-def claims() -> Batcher[EnrolmentRequest, EnrolmentDecision]:
-    """The process's batcher of starts that need the ledger's lock: decided together when they meet."""
-    global _claims
-    if _claims is None:
-        with _lock:
-            if _claims is None:
-                _claims = Batcher(_decide_under_lock)
-    return _claims
-
-
-def _decide_under_lock(requests: Sequence[EnrolmentRequest]) -> list[EnrolmentDecision]:
-    return decide_under_lock(requests, store(), now(), settings().grace_period)
 
 
 def license_service() -> HttpLicenseService:
@@ -117,9 +98,8 @@ def _check_store_before_beat_starts(**_: Any) -> None:
 @signals.worker_process_init.connect
 def _forget_the_parents_connections(**_: Any) -> None:
     # A forked pool process must never use the connections of its parent.
-    global _store, _license_service, _claims
+    global _store, _license_service
     if _store is not None:
         _store.engine.dispose(close=False)
     _store = None
     _license_service = None
-    _claims = None

@@ -22,32 +22,43 @@ from domain.seats import Assignment, Seat, worth_recording_start
 def enrol_editors(
     requests: Sequence[EnrolmentRequest], store: Store, now: datetime, grace_period: timedelta
 ) -> list[EnrolmentDecision]:
-    """Decide each editor's start: at a glance if possible, else in one locked transaction."""
-    decisions = decide_at_a_glance(requests, store, now, grace_period)
-    return decide_under_lock(requests, store, now, grace_period) if decisions is None else decisions
+    """Decide each editor's start, in order.
 
-
-def decide_at_a_glance(
-    requests: Sequence[EnrolmentRequest], store: Store, now: datetime, grace_period: timedelta
-) -> list[EnrolmentDecision] | None:
-    """Answer editors who hold seats with one read and no write; None if any start needs the lock."""
+    Editors who hold seats are answered at a glance: one read, no write, no lock. The
+    others (a seat to claim or to refuse) are decided together in one transaction that
+    holds the ledger's lock.
+    """
     if not requests:
         return []
+    at_a_glance = _decide_at_a_glance(requests, store, now, grace_period)
+    pending = [request for request, decision in zip(requests, at_a_glance, strict=True) if decision is None]
+    if not pending:
+        return [decision for decision in at_a_glance if decision is not None]
+    under_lock = iter(decide_under_lock(pending, store, now, grace_period))
+    return [next(under_lock) if decision is None else decision for decision in at_a_glance]
+
+
+def _decide_at_a_glance(
+    requests: Sequence[EnrolmentRequest], store: Store, now: datetime, grace_period: timedelta
+) -> list[EnrolmentDecision | None]:
+    """The decision of each editor who holds a seat, from one read; None where the lock is needed."""
     glance = store.glance({request.username for request in requests})
     seats_total = seats_licensed(glance.licenses, now, grace_period)
     if glance.seats_in_use > seats_total:
-        return None
-    decisions = []
+        return [None] * len(requests)  # over the limit: every start is refused under the lock
+    decisions: list[EnrolmentDecision | None] = []
     for request in requests:
         holder = glance.holders.get(request.username)
         if holder is None:
-            return None
+            decisions.append(None)
+            continue
         replayed = request.request_id is not None and request.request_id == holder.request_id
         outcome = Outcome.GRANTED if replayed else Outcome.ALREADY_ENROLLED
         decisions.append(
             decision_for(outcome, request.username, glance.seats_in_use, seats_total, request.request_id)
         )
-    _touch_seats(store, requests, {name: holder.last_seen_at for name, holder in glance.holders.items()}, now)
+    answered = [request for request, decision in zip(requests, decisions, strict=True) if decision]
+    _touch_seats(store, answered, {name: holder.last_seen_at for name, holder in glance.holders.items()}, now)
     return decisions
 
 

@@ -90,6 +90,25 @@ def test_worker_processes_killed_mid_stream_lose_no_start_and_double_no_seat(
     check_every_start_decided_once(redis_url, store_url, sent)
 
 
+def test_a_worker_stopped_mid_stream_decides_everything_it_took_before_it_exits(
+    fleet: Fleet, store_url: str, redis_url: str
+) -> None:
+    seed_licenses(store_url, **{"AVTR-STOP-0001": 100})
+    node_a = fleet.worker("stop-a", queues="avtor.enrolment")
+    publisher, sent = stream_while(redis_url, 2000)
+    wait_until_decided(redis_url, 300)
+
+    assert node_a.stop() == 0  # warm shutdown (SIGTERM) while starts keep coming
+    # Every message it took was decided and acknowledged before it closed its connection.
+    assert redis.Redis.from_url(redis_url).hlen("unacked") == 0
+    assert "unacknowledged" not in node_a.log() and "still being decided" not in node_a.log()
+    assert decided(redis_url) < 2000, "the worker stopped after the stream ended"
+
+    fleet.worker("stop-b", queues="avtor.enrolment")
+    publisher.join(timeout=300)
+    check_every_start_decided_once(redis_url, store_url, sent)
+
+
 def test_a_pool_process_killed_mid_task_puts_its_message_back(tmp_path: Path, redis_url: str) -> None:
     store_url = f"sqlite:///{tmp_path / 'avtor.sqlite3'}"
     migrated_engine(store_url).dispose()

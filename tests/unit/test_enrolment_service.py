@@ -177,3 +177,21 @@ def test_a_start_sent_again_after_its_seat_was_taken_back_is_decided_anew() -> N
     assert start(store, "bob", request_id="r-1") == [Outcome.GRANTED]
     assert list(store.ledger.seats) == ["bob"]
     assert len(store.ledger.events) == events
+
+
+def test_in_a_mixed_batch_holders_are_answered_at_a_glance_and_the_rest_in_one_transaction() -> None:
+    store = licensed_store(3)
+    start(store, "ann")
+    writes = store.writes
+    requests = [EnrolmentRequest(name, name) for name in ("ann", "bob", "cid", "ann", "bob")]
+    decisions = enrol_editors(requests, store, NOW, GRACE)
+    assert [decision.outcome for decision in decisions] == [
+        Outcome.ALREADY_ENROLLED,
+        Outcome.GRANTED,
+        Outcome.GRANTED,
+        Outcome.ALREADY_ENROLLED,
+        Outcome.ALREADY_ENROLLED,
+    ]
+    assert store.writes == writes + 1
+    # ann, who held her seat, was answered from the glance before the claims: 1 seat in use.
+    assert [decision.seats_used for decision in decisions] == [1, 2, 3, 1, 3]
