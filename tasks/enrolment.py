@@ -10,15 +10,10 @@ from domain.services.enrolment import enrol_editors
 from tasks.retries import TRANSIENT_STORE_ERRORS, backoff
 from worker import wiring
 from worker.app import app
+from worker.enrolment_stream import RESULT_REPR_CHARACTERS
 from worker.guard import GuardedTask
 
 log = logging.getLogger(__name__)
-
-# Celery renders every result for its "succeeded" log line, whether or not that line
-# is logged; a full decision costs about as much to render as to decide at a glance.
-# The first characters (allowed, outcome) are what an operator reads there; the whole
-# decision is in the result backend.
-RESULT_REPR_CHARACTERS = 48
 
 
 @app.task(

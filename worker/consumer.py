@@ -23,7 +23,14 @@ from domain.enrolment import EnrolmentDecision, EnrolmentRequest, InvalidEnrolme
 from domain.services.enrolment import enrol_editors
 from worker import wiring
 from worker.dead_letters import record_dead_letter
-from worker.enrolment_stream import ENROL_TASK, MAX_ID_LENGTH, EnrolmentStream, result_writer
+from worker.enrolment_stream import (
+    ENROL_TASK,
+    MAX_ID_LENGTH,
+    RESULT_REPR_CHARACTERS,
+    Decided,
+    EnrolmentStream,
+    result_writer,
+)
 from worker.transport import network_errors
 
 log = logging.getLogger(__name__)
@@ -83,14 +90,43 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
                 store_results=result_writer(self.app.backend),
                 fall_back=lambda message: None,
                 connection_errors=network_errors(tuple(self.connection_errors or ())),
-                on_settled=self._wake,
+                on_settled=self._settled,
             )
         return self._stream
 
-    def _wake(self) -> None:
-        """Wake the event loop: acknowledged messages may let it take more (prefetch limit)."""
-        if self.hub is not None:
-            self.hub.call_soon(_nothing)
+    def _settled(self, decided: Sequence[Decided], seconds: float) -> None:
+        """After a batch, on the event loop: send its task events, and take more.
+
+        Acknowledged messages may let the loop take more (the prefetch limit), so it is
+        woken even when no event is sent.
+        """
+        self.call_soon(self._send_task_events, decided, seconds)
+
+    def _send_task_events(self, decided: Sequence[Decided], seconds: float) -> None:
+        """Task events for the stream's decisions, as Celery sends them for a task (`-E`, Flower)."""
+        dispatcher = self.event_dispatcher
+        if not decided or dispatcher is None or not dispatcher.enabled:
+            return
+        if dispatcher.groups and "task" not in dispatcher.groups:
+            return
+        runtime = seconds / len(decided)
+        for message, task_id, result in decided:
+            headers = _headers(message)
+            dispatcher.send(
+                "task-received",
+                uuid=task_id,
+                name=ENROL_TASK,
+                args=_text_or_none(headers.get("argsrepr")),
+                kwargs=_text_or_none(headers.get("kwargsrepr")),
+                root_id=_text_or_none(headers.get("root_id")),
+                parent_id=_text_or_none(headers.get("parent_id")),
+                retries=0,
+                eta=None,
+                expires=None,
+            )
+            dispatcher.send(
+                "task-succeeded", uuid=task_id, result=repr(result)[:RESULT_REPR_CHARACTERS], runtime=runtime
+            )
 
     def shutdown(self) -> None:
         # Decide and acknowledge what the stream took while the connection is still open.
@@ -147,8 +183,8 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
             self.app.backend.mark_as_failure(task_id, MalformedMessage(reason))
 
 
-def _nothing() -> None:
-    """A callback whose only effect is a turn of the event loop."""
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _decide(requests: Sequence[EnrolmentRequest]) -> list[EnrolmentDecision]:

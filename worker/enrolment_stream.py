@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,11 +42,17 @@ log = logging.getLogger(__name__)
 
 ENROL_TASK = "avtor.enrol"
 MAX_ID_LENGTH = 200
+# Celery renders every result for its "succeeded" log line and task event; a decision's
+# first characters (allowed, outcome) are what an operator reads there, and the whole
+# decision is in the result backend.
+RESULT_REPR_CHARACTERS = 48
 # Celery's own path answers messages with these headers (delays, expiry).
 _SCHEDULING_HEADERS = ("eta", "expires", "countdown")
 
 Decide = Callable[[Sequence[EnrolmentRequest]], Sequence[EnrolmentDecision]]
 StoreResults = Callable[[Sequence[tuple[str, dict[str, Any]]]], None]
+# A message, its task id and the decision stored for it.
+Decided = tuple[Any, str, dict[str, Any]]
 
 
 class _Unusual(Exception):
@@ -62,7 +69,7 @@ class EnrolmentStream:
         fall_back: Callable[[Any], None],
         connection_errors: tuple[type[BaseException], ...] = (),
         largest: int = 100,
-        on_settled: Callable[[], None] = lambda: None,
+        on_settled: Callable[[Sequence[Decided], float], None] = lambda decided, seconds: None,
     ) -> None:
         self._decide = decide
         self._on_settled = on_settled
@@ -110,21 +117,26 @@ class EnrolmentStream:
                 count = min(len(self._waiting), self._largest)
                 batch = [self._waiting.popleft() for _ in range(count)]
                 self._busy = True
+            started = time.monotonic()
+            decided: Sequence[Decided] = ()
             try:
-                self.decide_batch(batch)
+                decided = self.decide_batch(batch)
             except Exception:  # never lose the thread: the messages go to Celery's path
                 log.exception("A batch of enrolments could not be handled; Celery's path takes it.")
                 for message in batch:
                     if not getattr(message, "acknowledged", False):
                         self._fall_back_safely(message)
             try:
-                self._on_settled()
+                self._on_settled(decided, time.monotonic() - started)
             except Exception:
                 log.exception("Could not tell the consumer that a batch was settled.")
 
-    def decide_batch(self, batch: Sequence[Any]) -> None:
-        """Decide, store and acknowledge `batch`; hand what it cannot decide to Celery's path."""
-        answers: list[tuple[Any, str, dict[str, Any]]] = []
+    def decide_batch(self, batch: Sequence[Any]) -> list[Decided]:
+        """Decide, store and acknowledge `batch`; hand what it cannot decide to Celery's path.
+
+        Returns the messages decided, with their decisions.
+        """
+        answers: list[Decided] = []
         pending: list[tuple[Any, str, EnrolmentRequest]] = []
         for message in batch:
             try:
@@ -150,7 +162,7 @@ class EnrolmentStream:
                     for (message, task_id, _), decision in zip(pending, decisions, strict=True)
                 )
         if not answers:
-            return
+            return []
         try:
             self._store_results([(task_id, result) for _, task_id, result in answers])
         except Exception:
@@ -159,12 +171,13 @@ class EnrolmentStream:
             )
             for message, _, _ in answers:
                 message.reject_log_error(log, self._connection_errors, requeue=True)
-            return
+            return []
         try:
             acknowledge([message for message, _, _ in answers])
         except Exception:
             # Decided and stored: if they come back, they are answered as decided.
             log.exception("Could not acknowledge %d decided enrolment(s).", len(answers))
+        return answers
 
     def _fall_back_safely(self, message: Any) -> None:
         try:

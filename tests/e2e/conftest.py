@@ -28,9 +28,10 @@ class Fleet:
         concurrency: int | None = None,
         queues: str = "avtor.enrolment,avtor.admin",
         pool: str | None = None,
+        extra: tuple[str, ...] = (),
     ) -> CeleryProcess:
         """Start a worker node (the app's pool and concurrency unless given) and wait until it is ready."""
-        process = CeleryProcess.worker(self.env, name, queues, concurrency, pool=pool)
+        process = CeleryProcess.worker(self.env, name, queues, concurrency, *extra, pool=pool)
         self.processes.append(process)
         return process.start()
 

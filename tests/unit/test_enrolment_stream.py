@@ -268,7 +268,7 @@ def test_the_consumer_is_told_after_every_settled_batch(recorder: Recorder) -> N
         recorder.decide,
         recorder.store,
         recorder.handed_back.append,
-        on_settled=lambda: settled.append(len(recorder.stored)),
+        on_settled=lambda decided, seconds: settled.append(len(decided)),
     )
     message = start("ann")
     stream.offer(message)
