@@ -79,10 +79,11 @@ def celery_configuration(settings: Settings) -> dict[str, object]:
         "result_backend_always_retry": True,
         "result_backend_max_retries": 60,
         "result_backend_max_sleep_between_retries_ms": 1000,
-        # Threads, not processes, by default (AVTOR_WORKER_POOL): an enrolment spends its
-        # time waiting on Redis and the store, and starts that arrive together in one process
-        # have their seat claims decided in one transaction (worker/batching.py). Scale with
-        # more worker processes (nodes), one or two per core.
+        # Threads, not processes, by default (AVTOR_WORKER_POOL): with a thread pool, the
+        # enrolment messages a worker process receives are decided in batches by its
+        # enrolment stream (worker/enrolment_stream.py); the pool runs the admin tasks and
+        # whatever the stream hands back. Scale with more worker processes (nodes), one or
+        # two per core.
         "worker_pool": settings.worker_pool,
         "worker_concurrency": settings.worker_concurrency,
         # Millisecond tasks: a couple of messages in hand per thread keep the pool busy
