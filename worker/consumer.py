@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
+from celery.bootsteps import RUN
 from celery.concurrency.thread import TaskPool as ThreadTaskPool
 from celery.worker.consumer import Consumer
 from vine import promise
@@ -53,6 +54,7 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
 
     _dead_letters: redis.Redis | None = None
     _stream: EnrolmentStream | None = None
+    _run_as_task: Callable[[Any], Any] | None = None
 
     def create_task_handler(self, promise: Any = promise) -> Callable[[Any], Any]:
         handle = super().create_task_handler(promise)
@@ -73,7 +75,8 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
         if stream is None:
             return on_task_received
         # What the stream cannot decide is handled here, on the consumer's own thread.
-        stream.fall_back = lambda message: self.call_soon(on_task_received, message)
+        self._run_as_task = on_task_received
+        stream.fall_back = self._hand_back_soon
 
         def on_message(message: Any) -> Any:
             return None if stream.offer(message) else on_task_received(message)
@@ -94,15 +97,42 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
             )
         return self._stream
 
+    def _hand_back_soon(self, message: Any) -> None:
+        """From the stream's thread: run `message` as a Celery task, on the event loop."""
+        self.call_soon(self._hand_back, message)
+
+    def _hand_back(self, message: Any) -> None:
+        """On the event loop: run a message the stream handed back as a Celery task.
+
+        Not once the worker is stopping: its pool may be gone. Left unacknowledged, the
+        message goes back to its queue when the connection closes.
+        """
+        if self._run_as_task is None or self.blueprint is None or self.blueprint.state != RUN:
+            log.info("A start handed back while the worker stops goes back to its queue.")
+            return
+        self._run_as_task(message)
+
     def _settled(self, decided: Sequence[Decided], seconds: float) -> None:
-        """After a batch, on the event loop: send its task events, and take more.
+        """From the stream's thread, after a batch: the event loop takes over.
 
         Acknowledged messages may let the loop take more (the prefetch limit), so it is
-        woken even when no event is sent.
+        woken even when there is nothing else to do.
         """
-        self.call_soon(self._send_task_events, decided, seconds)
+        self.call_soon(self._after_batch, decided, seconds)
 
-    def _send_task_events(self, decided: Sequence[Decided], seconds: float) -> None:
+    def _after_batch(self, decided: Sequence[Decided], seconds: float) -> None:
+        """On the event loop: what Celery does when tasks end, for the stream's decisions."""
+        try:
+            # After a reconnection while tasks ran, Celery lowers the prefetch count and
+            # raises it again with every acknowledgement: acknowledgements of the stream too.
+            if decided and not self._maximum_prefetch_restored and self.restart_count > 0:
+                for _ in decided:
+                    self._restore_prefetch_count_after_connection_restart(None)
+            self._send_events(decided, seconds)
+        except Exception:  # on the event loop: an error here must not stop the worker
+            log.exception("Could not finish a batch of %d decision(s) on the event loop.", len(decided))
+
+    def _send_events(self, decided: Sequence[Decided], seconds: float) -> None:
         """Task events for the stream's decisions, as Celery sends them for a task (`-E`, Flower)."""
         dispatcher = self.event_dispatcher
         if not decided or dispatcher is None or not dispatcher.enabled:

@@ -81,12 +81,13 @@ class EnrolmentStream:
         self._changed = threading.Condition()
         self._busy = False
         self._stopping = False
+        self._handed_back: set[int] = set()  # this batch's messages already given to Celery's path
         self._thread = threading.Thread(target=self._run, name="avtor-enrolment-stream", daemon=True)
         self._thread.start()
 
     def offer(self, message: Any) -> bool:
         """Take `message` if this stream decides it; False leaves it to Celery's own path."""
-        if self._stopping or not _takes(message):
+        if self._stopping or not _takes(message) or not self._thread.is_alive():
             return False
         with self._changed:
             self._waiting.append(message)
@@ -119,12 +120,13 @@ class EnrolmentStream:
                 self._busy = True
             started = time.monotonic()
             decided: Sequence[Decided] = ()
+            self._handed_back.clear()
             try:
                 decided = self.decide_batch(batch)
-            except Exception:  # never lose the thread: the messages go to Celery's path
+            except Exception:  # never lose the thread: the rest of the batch goes to Celery's path
                 log.exception("A batch of enrolments could not be handled; Celery's path takes it.")
                 for message in batch:
-                    if not getattr(message, "acknowledged", False):
+                    if id(message) not in self._handed_back and not getattr(message, "acknowledged", False):
                         self._fall_back_safely(message)
             try:
                 self._on_settled(decided, time.monotonic() - started)
@@ -170,7 +172,10 @@ class EnrolmentStream:
                 "Could not store %d decision(s); their messages go back to the queue.", len(answers)
             )
             for message, _, _ in answers:
-                message.reject_log_error(log, self._connection_errors, requeue=True)
+                try:
+                    message.reject_log_error(log, self._connection_errors, requeue=True)
+                except Exception:  # unacknowledged, it returns after the visibility timeout
+                    log.exception("Could not put a message back on its queue.")
             return []
         try:
             acknowledge([message for message, _, _ in answers])
@@ -180,6 +185,7 @@ class EnrolmentStream:
         return answers
 
     def _fall_back_safely(self, message: Any) -> None:
+        self._handed_back.add(id(message))
         try:
             self.fall_back(message)
         except Exception:  # still unacknowledged: it returns after the visibility timeout
@@ -205,6 +211,8 @@ def _takes(message: Any) -> bool:
 def _read(message: Any) -> tuple[str, EnrolmentRequest | EnrolmentDecision]:
     """The task id and the start a message asks about, or the decision refusing an invalid one."""
     task_id: str = message.headers["id"]
+    if task_id in revoked:  # revoked while it waited: Celery's path records it as revoked
+        raise _Unusual()
     try:
         check_headers(message.headers)
         body = message.decode()
@@ -222,6 +230,8 @@ def _read(message: Any) -> tuple[str, EnrolmentRequest | EnrolmentDecision]:
     except InvalidEnrolment as invalid:
         log.info("Invalid enrolment request %s: %s", task_id, invalid)
         return task_id, invalid.decision()
+    except Exception as error:  # whatever else the arguments hold: Celery's path answers it
+        raise _Unusual() from error
 
 
 def result_writer(backend: Any) -> StoreResults:

@@ -99,8 +99,8 @@ def test_a_worker_stopped_mid_stream_decides_everything_it_took_before_it_exits(
     wait_until_decided(redis_url, 300)
 
     assert node_a.stop() == 0  # warm shutdown (SIGTERM) while starts keep coming
-    # Every message it took was decided and acknowledged before it closed its connection.
-    assert redis.Redis.from_url(redis_url).hlen("unacked") == 0
+    # Every message it took was decided and acknowledged before it closed its connection:
+    # kombu logs "Restoring N unacknowledged message(s)" when it puts any back at close.
     assert "unacknowledged" not in node_a.log() and "still being decided" not in node_a.log()
     assert decided(redis_url) < 2000, "the worker stopped after the stream ended"
 

@@ -24,16 +24,17 @@ def test_starts_decided_by_the_stream_are_sent_as_task_events_for_monitors(
 
     def listen() -> None:
         with app.connection_for_read() as connection:
-            receiver = app.events.Receiver(
-                connection, handlers={name: found.append for name, found in events.items()}
-            )
+            handlers: dict[str, Any] = {name: found.append for name, found in events.items()}
+            # Events reach only a listener already subscribed: the worker's heartbeat (every
+            # 2 s) shows that it is.
+            handlers["worker-heartbeat"] = lambda event: listening.set()
+            receiver = app.events.Receiver(connection, handlers=handlers)
             receivers.append(receiver)
-            listening.set()
             receiver.capture(limit=None, timeout=None, wakeup=False)
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
-    assert listening.wait(10)
+    assert listening.wait(30), node.log()[-3000:]
     try:
         sent = publish_starts(redis_url, 11, 40, 15)
         task_ids = [task_id for task_id, _, _ in sent]

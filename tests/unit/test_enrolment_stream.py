@@ -233,17 +233,14 @@ def test_the_stream_survives_a_batch_that_fails_unexpectedly() -> None:
     recorder = Recorder()
     handed_back: list[FakeMessage] = []
 
-    def store_broken_once(results: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        if not recorder.batches[1:]:
-            raise ConnectionError("Redis is unreachable")
-        recorder.store(results)
+    def decide_broken_once(requests: Sequence[EnrolmentRequest]) -> list[EnrolmentDecision]:
+        recorder.batches.append([request.username for request in requests])
+        if len(recorder.batches) == 1:
+            return []  # a fault of the manager itself
+        return recorder.decide(requests)
 
-    class Exploding(FakeMessage):
-        def reject_log_error(self, logger: Any, errors: Any, requeue: bool = False) -> None:
-            raise RuntimeError("a fault of the manager itself")
-
-    stream = EnrolmentStream(recorder.decide, store_broken_once, handed_back.append)
-    doomed = Exploding([[], {"username": "ann"}, None])
+    stream = EnrolmentStream(decide_broken_once, recorder.store, handed_back.append)
+    doomed = start("ann")
     stream.offer(doomed)
     wait_until(stream.idle)
     survivor = start("bob")
@@ -275,3 +272,42 @@ def test_the_consumer_is_told_after_every_settled_batch(recorder: Recorder) -> N
     wait_until(lambda: settled)
     assert settled == [1] and message.acknowledged
     assert stream.stop(timeout=10)
+
+
+def test_a_batch_failing_after_a_hand_back_hands_each_message_back_once() -> None:
+    handed_back: list[FakeMessage] = []
+
+    def wrong_count(requests: Sequence[EnrolmentRequest]) -> list[EnrolmentDecision]:
+        return []  # a fault of the manager itself: no decision for the request
+
+    recorder = Recorder()
+    stream = EnrolmentStream(wrong_count, recorder.store, handed_back.append)
+    unusual, valid = FakeMessage({"not": "a list"}), start("ann")
+    stream.offer(unusual)
+    stream.offer(valid)
+    assert stream.stop(timeout=10)
+    assert sorted(map(id, handed_back)) == sorted([id(unusual), id(valid)])
+    assert not unusual.acknowledged and not valid.acknowledged
+
+
+def test_a_start_revoked_while_it_waited_goes_to_celerys_path(recorder: Recorder) -> None:
+    message = start("ann")
+    revoked.add(message.headers["id"])
+    try:
+        recorder.stream().decide_batch([message])
+    finally:
+        revoked.discard(message.headers["id"])
+    assert recorder.handed_back == [message] and recorder.batches == []
+
+
+def test_a_message_that_cannot_be_put_back_does_not_stop_the_others_or_the_stream() -> None:
+    recorder = Recorder(fail_store=True)
+
+    class Stuck(FakeMessage):
+        def reject_log_error(self, logger: Any, errors: Any, requeue: bool = False) -> None:
+            raise RuntimeError("the channel is gone")
+
+    stuck, other = Stuck([[], {"username": "ann"}, None]), start("bob")
+    assert recorder.stream().decide_batch([stuck, other]) == []
+    assert other.requeued and not stuck.acknowledged
+    assert recorder.handed_back == []
