@@ -8,7 +8,7 @@ import pytest
 import redis
 from kombu.connection import Connection
 
-from tests.support.servers import RedisServer
+from tests.support.servers import RedisProcess, RedisServer
 from worker.transport import TAKING_REGISTRY, TAKING_SOURCES
 
 
@@ -56,4 +56,58 @@ def test_a_consumer_without_acknowledgements_takes_with_brpop(
     assert [queue.get(timeout=5).payload["n"] for _ in range(3)] == [0, 1, 2]
     assert client.zcard(TAKING_REGISTRY) == 0
     assert taking_lists(client) == {}
+    queue.close()
+
+
+def test_a_redis_that_refuses_blmove_is_taken_from_with_brpop(caplog: pytest.LogCaptureFixture) -> None:
+    server = RedisProcess().start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        # As an ACL without BLMOVE (or an old Redis) answers: an error reply, not a dropped connection.
+        client.execute_command("ACL", "SETUSER", "default", "on", "nopass", "~*", "&*", "+@all", "-blmove")
+        with Connection(
+            server.url,
+            transport="worker.transport:GuardedTransport",
+            transport_options={"priority_steps": [0], "visibility_timeout": 5},
+        ) as connection:
+            queue = connection.SimpleQueue("avtor.test.refused")
+            for number in range(2):
+                queue.put({"n": number})
+            first = queue.get(timeout=5)
+            second = queue.get(timeout=5)
+            assert [first.payload["n"], second.payload["n"]] == [0, 1]
+            assert "Redis refused BLMOVE" in caplog.text
+            # Taken with BRPOP, still recorded as unacknowledged until acknowledged.
+            assert client.hlen("unacked") == 2
+            assert taking_lists(client) == {}
+            first.ack()
+            second.ack()
+            assert client.hlen("unacked") == 0
+            queue.close()
+    finally:
+        server.cleanup()
+
+
+def test_a_message_left_in_the_taking_list_by_an_unread_reply_is_given_back_and_delivered(
+    connection: Connection, redis_service: RedisServer
+) -> None:
+    client = redis.Redis.from_url(redis_service.url)
+    queue = connection.SimpleQueue("avtor.test.unread")
+    queue.put({"n": 1})
+    first = queue.get(timeout=5)
+    first.ack()
+    channel = queue.channel
+    # A BLMOVE moved a message into the taking list, and its reply was never read (the
+    # connection dropped while the reply was on its way).
+    queue.put({"n": 2})
+    assert client.lmove("avtor.test.unread", channel.taking_key, "RIGHT", "LEFT") is not None
+    channel._taking_unread = True
+
+    again = queue.get(timeout=5)
+
+    assert again.payload == {"n": 2}
+    assert taking_lists(client) == {}
+    assert client.llen("avtor.test.unread") == 0
+    again.ack()
+    assert client.hlen("unacked") == 0
     queue.close()
