@@ -154,6 +154,7 @@ class GuardedChannel(kombu_redis.Channel):
     _taking_source: str | None = None  # the queue this channel takes from
     _taking_unread = False  # a BLMOVE was sent whose reply has not been read by _take
     _blmove_refused = False
+    _warned_several = False
     _beaten_at: float = 0.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -180,6 +181,14 @@ class GuardedChannel(kombu_redis.Channel):
             or self._no_ack_queues.intersection(queues)
         ):
             # Several queues (or priorities) cannot be waited on with BLMOVE: kombu's BRPOP.
+            if len(keys) > 1 and not self._warned_several:
+                self._warned_several = True
+                log.warning(
+                    "This worker takes from several queues (%s) with BRPOP: a message taken at the "
+                    "instant the worker is killed is lost until its host sends it again. Run "
+                    "enrolment workers on their queue alone (-Q avtor.enrolment) to take atomically.",
+                    ", ".join(sorted({bytes_to_str(key) for key in keys})),
+                )
             self._taking_from = None
             super()._brpop_start(timeout)
             return

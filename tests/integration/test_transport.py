@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
 from kombu.connection import Connection
+from kombu.entity import Queue as KombuQueue
 
 from tests.support.servers import RedisProcess, RedisServer
 from worker.transport import TAKING_REGISTRY, TAKING_SOURCES
@@ -111,3 +113,19 @@ def test_a_message_left_in_the_taking_list_by_an_unread_reply_is_given_back_and_
     again.ack()
     assert client.hlen("unacked") == 0
     queue.close()
+
+
+def test_a_consumer_of_several_queues_warns_that_it_takes_with_brpop(
+    connection: Connection, redis_service: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = redis.Redis.from_url(redis_service.url)
+    queues = [KombuQueue(name, routing_key=name) for name in ("avtor.test.one", "avtor.test.two")]
+    received: list[Any] = []
+    with connection.Consumer(queues, callbacks=[lambda body, message: received.append(message)]):
+        with connection.Producer() as producer:
+            producer.publish({"n": 1}, routing_key="avtor.test.two", declare=queues)
+        connection.drain_events(timeout=5)
+    assert [message.payload for message in received] == [{"n": 1}]
+    assert "takes from several queues (avtor.test.one, avtor.test.two) with BRPOP" in caplog.text
+    assert client.zcard(TAKING_REGISTRY) == 0
+    received[0].ack()
