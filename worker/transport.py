@@ -8,15 +8,20 @@ transport keeps such items in the dead-letter list and goes on with the next.
 
 kombu takes a message with BRPOP and only then records it as unacknowledged: a
 worker killed between the two (or a Redis that stops between them) loses that
-message. A channel that consumes one queue (as the enrolment workers do) takes
-with BLMOVE instead, into a list of its own in Redis (its "taking list"), and
-records the message as unacknowledged and removes it from that list in one
-transaction. A message is therefore always on its queue, in a taking list, or in
-the unacknowledged set. Taking lists are registered with a heartbeat; the list of
-a channel that has not beaten for the visibility timeout (its worker died) is put
+message. This transport moves each message atomically into a list of the
+channel's own in Redis instead (its "taking list", one per queue), and records
+the message as unacknowledged and removes it from that list in one transaction.
+A message is therefore always on its queue, in a taking list, or in the
+unacknowledged set. Taking lists are registered with a heartbeat; the list of a
+channel that has not beaten for the visibility timeout (its worker died) is put
 back on its queue by any other worker, as kombu does with unacknowledged messages.
-Consumers that never acknowledge (Celery's event and reply queues), channels on
-several queues, and a Redis that refuses BLMOVE keep kombu's BRPOP.
+
+A channel on one queue (as the enrolment workers are) waits with BLMOVE. A
+channel on several queues first moves the first message of the first queue that
+has one, with a script; when none has one, it waits with BLMOVE on one queue for
+a fifth of a second, then looks at all of them again, turning to the next queue
+each time. Consumers that never acknowledge (Celery's event and reply queues),
+key prefixes, and a Redis that refuses BLMOVE or scripts keep kombu's BRPOP.
 """
 
 from __future__ import annotations
@@ -43,6 +48,19 @@ TAKING_REGISTRY = "avtor.taking"
 TAKING_SOURCES = "avtor.taking.sources"
 TAKING_PREFIX = "avtor.taking."
 HEARTBEAT_SECONDS = 1.0
+# How long a channel on several queues waits on one of them before it looks at all again.
+SEVERAL_QUEUES_WAIT_SECONDS = 0.2
+# KEYS: the queues in the order to look at them, then their taking lists in the same order.
+# Moves the oldest message of the first queue that has one; replies [queue, message] or nil.
+_TAKE_FIRST_SCRIPT = """
+local count = #KEYS / 2
+for index = 1, count do
+  local item = redis.call('LMOVE', KEYS[index], KEYS[count + index], 'RIGHT', 'LEFT')
+  if item then return {KEYS[index], item} end
+end
+return false
+"""
+_SEVERAL = "<several queues>"  # the awaited reply is the script's
 
 
 def network_errors(connection_errors: tuple[type[BaseException], ...]) -> tuple[type[BaseException], ...]:
@@ -96,10 +114,11 @@ class GuardedQoS(kombu_redis.QoS):
     channel: GuardedChannel
 
     def append(self, message: Any, delivery_tag: Any) -> None:
-        raw = self.channel.taken.pop(delivery_tag, None)
-        if raw is None:
+        taken = self.channel.taken.pop(delivery_tag, None)
+        if taken is None:
             super().append(message, delivery_tag)
             return
+        raw, taking_key = taken
         delivery = message.delivery_info
         with self.pipe_or_acquire() as pipe:
             # One transaction: the message leaves the taking list as it becomes unacknowledged.
@@ -107,7 +126,7 @@ class GuardedQoS(kombu_redis.QoS):
                 self.unacked_key,
                 delivery_tag,
                 dumps([message._raw, delivery["exchange"], delivery["routing_key"]]),
-            ).lrem(self.channel.taking_key, 1, raw).execute()
+            ).lrem(taking_key, 1, raw).execute()
         virtual.QoS.append(self, message, delivery_tag)
 
     def ack_many(self, delivery_tags: Sequence[Any]) -> None:
@@ -149,19 +168,29 @@ class GuardedChannel(kombu_redis.Channel):
     """A Redis channel that sets aside items it cannot turn into messages, and takes atomically."""
 
     QoS = GuardedQoS
-    taking_key: str = ""
-    _taking_from: str | None = None  # the queue of the BLMOVE whose reply is awaited
-    _taking_source: str | None = None  # the queue this channel takes from
-    _taking_unread = False  # a BLMOVE was sent whose reply has not been read by _take
+    taking_key: str = ""  # the taking list of the first queue taken from
+    _taking_from: str | None = None  # the queue of the BLMOVE whose reply is awaited, or _SEVERAL
+    _taking_unread = False  # a take was sent whose reply has not been read by _take
     _blmove_refused = False
-    _warned_several = False
+    _look_at_all = True  # on several queues: the next take looks at every queue
+    _warned_brpop = False
     _beaten_at: float = 0.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.taking_key = f"{TAKING_PREFIX}{uuid.uuid4().hex}"
-        self.taken: dict[Any, bytes] = {}  # delivery tag -> item, until it is unacknowledged
+        self.takings: dict[str, str] = {}  # queue -> its taking list
+        # delivery tag -> (item, taking list), until it is unacknowledged
+        self.taken: dict[Any, tuple[bytes, str]] = {}
         self._no_ack_queues: set[str] = set()
         super().__init__(*args, **kwargs)
+
+    def taking_list(self, queue: str) -> str:
+        """The taking list of `queue`: the channel's first one for the first queue taken from."""
+        key = self.takings.get(queue)
+        if key is None:
+            key = f"{TAKING_PREFIX}{uuid.uuid4().hex}" if self.takings else self.taking_key
+            self.takings[queue] = key
+        return key
 
     def basic_consume(self, queue: Any, no_ack: Any, *args: Any, **kwargs: Any) -> Any:
         if no_ack:
@@ -175,37 +204,45 @@ class GuardedChannel(kombu_redis.Channel):
         queues = self._queue_cycle.consume(len(self.active_queues))
         keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
         if (
-            len(keys) != 1
+            not keys
             or self.global_keyprefix
             or self._blmove_refused
             or self._no_ack_queues.intersection(queues)
         ):
-            # Several queues (or priorities) cannot be waited on with BLMOVE: kombu's BRPOP.
-            if len(keys) > 1 and not self._warned_several:
-                self._warned_several = True
+            # Never acknowledged (so never taken off a taking list), prefixed keys, or a
+            # Redis that refuses to take atomically: kombu's BRPOP.
+            if not self._warned_brpop and not self._no_ack_queues.intersection(queues):
+                self._warned_brpop = True
                 log.warning(
-                    "This worker takes from several queues (%s) with BRPOP: a message taken at the "
-                    "instant the worker is killed is lost until its host sends it again. Run "
-                    "enrolment workers on their queue alone (-Q avtor.enrolment) to take atomically.",
+                    "This worker takes from %s with BRPOP (%s): a message taken at the instant the "
+                    "worker is killed is lost until its host sends it again.",
                     ", ".join(sorted({bytes_to_str(key) for key in keys})),
+                    "keys have a prefix" if self.global_keyprefix else "Redis refused atomic takes",
                 )
             self._taking_from = None
             super()._brpop_start(timeout)
             return
-        [source] = keys
         if self._taking_unread:
-            # The reply of the last BLMOVE was never read (a dropped connection, a poll
-            # error): what it took may sit in the taking list. Between takes that list holds
-            # nothing else, so all of it goes back to its queue.
+            # The reply of the last take was never read (a dropped connection, a poll
+            # error): what it took may sit in a taking list. Between takes those lists hold
+            # nothing else, so all of it goes back to its queues.
             self.give_back_taken()
             self._taking_unread = False
-        self._taking_source = source
+        takings = [self.taking_list(key) for key in keys]
         self.beat()
         self._in_poll = self.client.connection
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]
-        self._taking_from = source
         self._taking_unread = True
-        self.client.connection.send_command("BLMOVE", source, self.taking_key, "RIGHT", "LEFT", timeout or 0)
+        if len(keys) > 1 and self._look_at_all:
+            self._taking_from = _SEVERAL
+            self.client.connection.send_command("EVAL", _TAKE_FIRST_SCRIPT, len(keys) * 2, *keys, *takings)
+            return
+        source = keys[0]
+        wait = timeout or 0
+        if len(keys) > 1:
+            wait = min(wait or SEVERAL_QUEUES_WAIT_SECONDS, SEVERAL_QUEUES_WAIT_SECONDS)
+        self._taking_from = source
+        self.client.connection.send_command("BLMOVE", source, takings[0], "RIGHT", "LEFT", wait)
 
     def _get_client(self) -> Any:
         client = super()._get_client()
@@ -239,51 +276,67 @@ class GuardedChannel(kombu_redis.Channel):
             queue, item = popped if isinstance(popped, list | tuple) and len(popped) == 2 else (None, None)
             log.exception("An item on queue %s is not a message; it is kept and skipped.", queue)
             self.keep(f"not a message envelope: {error!r}", queue, item)
-            if taking_from is not None and item is not None:
-                self.taken = {tag: raw for tag, raw in self.taken.items() if raw != item}
+            taking_key = self.takings.get(bytes_to_str(queue)) if queue is not None else None
+            if taking_from is not None and item is not None and taking_key is not None:
+                self.taken = {tag: taken for tag, taken in self.taken.items() if taken[0] != item}
                 with self.conn_or_acquire() as side_client:
-                    side_client.lrem(self.taking_key, 1, item)
+                    side_client.lrem(taking_key, 1, item)
             return True
 
-    def _take(self, source: str, **options: Any) -> bool:
-        """Read the reply of BLMOVE and deliver the message it took."""
+    def _take(self, taking_from: str, **options: Any) -> bool:
+        """Read the reply of BLMOVE or of the script and deliver the message it took."""
+        command = "EVAL" if taking_from == _SEVERAL else "BLMOVE"
         try:
             try:
-                item = self.client.parse_response(self.client.connection, "BLMOVE", **options)
+                reply = self.client.parse_response(self.client.connection, command, **options)
             except self.connection_errors:
                 self.client.connection.disconnect()
                 raise
             except redis.ResponseError as refusal:
-                # An old Redis, an ACL without BLMOVE, or a Redis out of memory (BLMOVE
-                # writes, BRPOP does not): this channel takes with BRPOP from now on.
+                # An old Redis, an ACL without BLMOVE or scripts, or a Redis out of memory
+                # (taking writes, BRPOP does not): this channel takes with BRPOP from now on.
                 self._taking_unread = False
                 self._blmove_refused = True
-                log.warning("Redis refused BLMOVE (%s); taking messages with BRPOP instead.", refusal)
+                log.warning("Redis refused %s (%s); taking messages with BRPOP instead.", command, refusal)
                 raise Empty() from None
             self._taking_unread = False
-            if item is None:
+            if taking_from == _SEVERAL:
+                source, item = (None, None) if reply is None else (bytes_to_str(reply[0]), reply[1])
+            else:
+                source, item = taking_from, reply
+            # Several queues: a take that found nothing waits on one queue next; one that
+            # waited looks at all again.
+            self._look_at_all = taking_from != _SEVERAL or item is not None
+            if item is None or source is None:
+                if taking_from != _SEVERAL and len(self.active_queues) > 1:
+                    self._queue_cycle.rotate(self._queue_of(taking_from))  # wait on the next one next
                 raise Empty()
             if isinstance(self.client, _RememberingRedis):
                 self.client.last_popped = (source, item)
-            self._queue_cycle.rotate(source)
+            queue = self._queue_of(source)
+            self._queue_cycle.rotate(queue)
             payload = loads(bytes_to_str(item))
             tag = payload.get("properties", {}).get("delivery_tag") if isinstance(payload, dict) else None
             if isinstance(tag, str | int) and not isinstance(tag, bool):
-                self.taken[tag] = item
-            self.connection._deliver(payload, source)
+                self.taken[tag] = (item, self.taking_list(source))
+            self.connection._deliver(payload, queue)
             return True
         finally:
             self._in_poll = None  # type: ignore[assignment]
             self._flush_brpop_reauth()
 
+    def _queue_of(self, key: str) -> str:
+        """The queue a list belongs to (a queue's list of one priority has a suffix)."""
+        return key.rsplit(self.sep, 1)[0]
+
     def beat(self, force: bool = False) -> None:
-        """Tell other workers this channel's taking list is alive (at most once a second)."""
+        """Tell other workers this channel's taking lists are alive (at most once a second)."""
         now = time.time()
-        if self._taking_source is None or (not force and now - self._beaten_at < HEARTBEAT_SECONDS):
+        if not self.takings or (not force and now - self._beaten_at < HEARTBEAT_SECONDS):
             return  # never took anything (nothing to vouch for), or beat just now
         with self.conn_or_acquire() as side_client:
-            side_client.pipeline().zadd(TAKING_REGISTRY, {self.taking_key: now}).hset(
-                TAKING_SOURCES, self.taking_key, self._taking_source
+            side_client.pipeline().zadd(TAKING_REGISTRY, dict.fromkeys(self.takings.values(), now)).hset(
+                TAKING_SOURCES, mapping={key: queue for queue, key in self.takings.items()}
             ).execute()
         self._beaten_at = now
 
@@ -294,7 +347,7 @@ class GuardedChannel(kombu_redis.Channel):
         with self.conn_or_acquire() as side_client:
             for raw_key in side_client.zrangebyscore(TAKING_REGISTRY, "-inf", stale_before):
                 key = bytes_to_str(raw_key)
-                if key == self.taking_key:
+                if key in self.takings.values():
                     continue
                 source = side_client.hget(TAKING_SOURCES, key)
                 if source is not None:
@@ -307,21 +360,23 @@ class GuardedChannel(kombu_redis.Channel):
         return restored
 
     def give_back_taken(self) -> None:
-        """Put what this channel took but never delivered back on its queue."""
-        if self._taking_source is not None:
+        """Put what this channel took but never delivered back on its queues."""
+        if self.takings:
             with self.conn_or_acquire() as side_client:
-                _move_back(side_client, self.taking_key, self._taking_source)
+                for queue, key in self.takings.items():
+                    _move_back(side_client, key, queue)
         self.taken.clear()
 
     def close(self) -> None:
-        if self._taking_source is not None:
+        if self.takings:
             try:
                 if self._in_poll and self._taking_from is not None:
                     # kombu would deliver the reply still awaited while closing; leave what
                     # it took in the taking list instead, to go back with the rest.
+                    command = "EVAL" if self._taking_from == _SEVERAL else "BLMOVE"
                     self._in_poll = None  # type: ignore[assignment]
                     self._taking_from = None
-                    self.client.parse_response(self.client.connection, "BLMOVE")
+                    self.client.parse_response(self.client.connection, command)
                 self._taking_unread = False
                 self.give_back_taken()
             except Exception:  # whatever is left returns when the heartbeat is stale

@@ -9,6 +9,7 @@ import pytest
 import redis
 from kombu.connection import Connection
 from kombu.entity import Queue as KombuQueue
+from kombu.utils.encoding import bytes_to_str
 
 from tests.support.servers import RedisProcess, RedisServer
 from worker.transport import TAKING_REGISTRY, TAKING_SOURCES
@@ -115,17 +116,35 @@ def test_a_message_left_in_the_taking_list_by_an_unread_reply_is_given_back_and_
     queue.close()
 
 
-def test_a_consumer_of_several_queues_warns_that_it_takes_with_brpop(
-    connection: Connection, redis_service: RedisServer, caplog: pytest.LogCaptureFixture
+def test_a_consumer_of_several_queues_takes_from_each_through_its_own_taking_list(
+    connection: Connection, redis_service: RedisServer
 ) -> None:
     client = redis.Redis.from_url(redis_service.url)
-    queues = [KombuQueue(name, routing_key=name) for name in ("avtor.test.one", "avtor.test.two")]
+    names = ("avtor.test.one", "avtor.test.two")
+    queues = [KombuQueue(name, routing_key=name) for name in names]
     received: list[Any] = []
-    with connection.Consumer(queues, callbacks=[lambda body, message: received.append(message)]):
-        with connection.Producer() as producer:
-            producer.publish({"n": 1}, routing_key="avtor.test.two", declare=queues)
-        connection.drain_events(timeout=5)
-    assert [message.payload for message in received] == [{"n": 1}]
-    assert "takes from several queues (avtor.test.one, avtor.test.two) with BRPOP" in caplog.text
-    assert client.zcard(TAKING_REGISTRY) == 0
-    received[0].ack()
+    with (
+        connection.Consumer(queues, callbacks=[lambda body, message: received.append(message)]),
+        connection.Producer() as producer,
+    ):
+        producer.publish({"n": 1}, routing_key="avtor.test.two", declare=queues)
+        connection.drain_events(timeout=5)  # found by the script that looks at every queue
+        # Nothing waiting: the channel waits on one queue, then looks at all again, in turn.
+        with pytest.raises(TimeoutError):
+            connection.drain_events(timeout=1)
+        producer.publish({"n": 2}, routing_key="avtor.test.one")
+        producer.publish({"n": 3}, routing_key="avtor.test.two")
+        for _ in range(2):
+            connection.drain_events(timeout=5)
+    assert sorted(message.payload["n"] for message in received) == [1, 2, 3]
+    # One taking list per queue, each registered with its queue, and each left empty.
+    registered = {
+        bytes_to_str(key): bytes_to_str(queue) for key, queue in client.hgetall(TAKING_SOURCES).items()
+    }
+    assert sorted(registered.values()) == sorted(names)
+    assert client.zcard(TAKING_REGISTRY) == 2
+    assert taking_lists(client) == {}
+    assert client.hlen("unacked") == 3
+    for message in received:
+        message.ack()
+    assert client.hlen("unacked") == 0
