@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 from celery import Celery
-from kombu.connection import Connection
 
+from tests.support.broker import guarded_connection
 from tests.support.manager import celery_client
 from tests.support.servers import RedisServer
 from worker.enrolment_stream import result_writer
@@ -71,11 +71,7 @@ def test_a_result_already_stored_as_a_success_is_kept(app: Celery) -> None:
 def test_messages_taken_atomically_are_acknowledged_in_one_round_trip(redis_service: RedisServer) -> None:
     redis_service.flush()
     client = redis.Redis.from_url(redis_service.url)
-    with Connection(
-        redis_service.url,
-        transport="worker.transport:GuardedTransport",
-        transport_options={"priority_steps": [0], "visibility_timeout": 5},
-    ) as connection:
+    with guarded_connection(redis_service.url) as connection:
         queue = connection.SimpleQueue("avtor.test.batch")
         for number in range(5):
             queue.put({"n": number})

@@ -11,6 +11,7 @@ from kombu.connection import Connection
 from kombu.entity import Queue as KombuQueue
 from kombu.utils.encoding import bytes_to_str
 
+from tests.support.broker import guarded_connection
 from tests.support.servers import RedisProcess, RedisServer
 from worker.transport import TAKING_REGISTRY, TAKING_SOURCES
 
@@ -18,11 +19,7 @@ from worker.transport import TAKING_REGISTRY, TAKING_SOURCES
 @pytest.fixture
 def connection(redis_service: RedisServer) -> Iterator[Connection]:
     redis_service.flush()
-    with Connection(
-        redis_service.url,
-        transport="worker.transport:GuardedTransport",
-        transport_options={"priority_steps": [0], "visibility_timeout": 5},
-    ) as connection:
+    with guarded_connection(redis_service.url) as connection:
         yield connection
 
 
@@ -68,11 +65,7 @@ def test_a_redis_that_refuses_blmove_is_taken_from_with_brpop(caplog: pytest.Log
         client = redis.Redis.from_url(server.url)
         # As an ACL without BLMOVE (or an old Redis) answers: an error reply, not a dropped connection.
         client.execute_command("ACL", "SETUSER", "default", "on", "nopass", "~*", "&*", "+@all", "-blmove")
-        with Connection(
-            server.url,
-            transport="worker.transport:GuardedTransport",
-            transport_options={"priority_steps": [0], "visibility_timeout": 5},
-        ) as connection:
+        with guarded_connection(server.url) as connection:
             queue = connection.SimpleQueue("avtor.test.refused")
             for number in range(2):
                 queue.put({"n": number})
