@@ -76,7 +76,6 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
             return on_task_received
         # What the stream cannot decide is handled here, on the consumer's own thread.
         self._run_as_task = on_task_received
-        stream.fall_back = self._hand_back_soon
 
         def on_message(message: Any) -> Any:
             return None if stream.offer(message) else on_task_received(message)
@@ -91,7 +90,7 @@ class GuardedConsumer(Consumer):  # type: ignore[misc]
             self._stream = EnrolmentStream(
                 decide=_decide,
                 store_results=result_writer(self.app.backend),
-                fall_back=lambda message: None,
+                fall_back=self._hand_back_soon,
                 connection_errors=network_errors(tuple(self.connection_errors or ())),
                 on_settled=self._settled,
             )

@@ -6,8 +6,8 @@ editor's start that machinery costs more than the decision itself. A worker with
 a thread pool therefore hands the `avtor.enrol` messages it receives to this
 stream instead: one thread takes every message waiting at that moment, decides
 them together (holders of a seat at a glance, with one read; the rest in one
-locked transaction), stores all the decisions in one Redis round trip, and only
-then acknowledges the messages.
+locked transaction), stores all the decisions in two Redis round trips (whatever
+the batch's size), and only then acknowledges the messages, in one more.
 
 The delivery guarantees are those of a task with late acknowledgement: a
 message is acknowledged after its decision is stored, a worker that dies first
@@ -74,7 +74,7 @@ class EnrolmentStream:
         self._decide = decide
         self._on_settled = on_settled
         self._store_results = store_results
-        self.fall_back = fall_back
+        self._fall_back = fall_back
         self._connection_errors = connection_errors
         self._largest = largest
         self._waiting: deque[Any] = deque()
@@ -187,7 +187,7 @@ class EnrolmentStream:
     def _fall_back_safely(self, message: Any) -> None:
         self._handed_back.add(id(message))
         try:
-            self.fall_back(message)
+            self._fall_back(message)
         except Exception:  # still unacknowledged: it returns after the visibility timeout
             log.exception("Could not hand a message to Celery's path.")
 
