@@ -1,103 +1,171 @@
-"""Enrol an editor and wait for the decision, with a plain Redis client."""
+"""Enrol an editor and read the decision, with nothing but redis-py.
+
+Every command this client sends is one the host's Redis user may run: XADD on the
+requests stream, BLPOP and LRANGE on decision lists, and on connecting AUTH (or
+HELLO) and SELECT. It does not announce itself with CLIENT SETINFO, which the
+host's user may not run.
+"""
 
 from __future__ import annotations
 
 import os
-import time
+import re
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 
-from host_client.protocol import ENROLMENT_QUEUE, RESULT_KEY_PREFIX, enrolment_message, read_result
+from host_client.protocol import (
+    REQUESTS_STREAM,
+    Decision,
+    check_request_id,
+    decision_key,
+    read_decision,
+    request_fields,
+)
 
 DEFAULT_TIMEOUT = 10.0
-# The manager's own default (AVTOR_REDIS_URL unset).
+# The manager's own default Redis (AVTOR_REDIS_URL unset).
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Where `enrol()` and `EnrolmentClient()` look for the Redis URL, in this order.
+REDIS_URL_VARIABLES = ("AVTOR_HOST_REDIS_URL", "AVTOR_REDIS_URL")
+
+# redis-py 5 and newer send CLIENT SETINFO on every new connection; the host's user may not
+# run it. The refusal is harmless (redis-py ignores it) but lands in the server's ACL log,
+# so the client does not send it. redis-py 7.2 and newer say so with driver_info=None,
+# older ones with lib_name=None and lib_version=None.
+_NO_CLIENT_SETINFO: dict[str, Any] = (
+    {"driver_info": None} if hasattr(redis, "DriverInfo") else {"lib_name": None, "lib_version": None}
+)
 
 
 class EnrolmentTimeout(TimeoutError):
-    """No decision arrived in time; the request stays queued and may still be decided."""
+    """No decision arrived in time. The request stays in the stream and will still be decided."""
 
-
-class EnrolmentFailed(RuntimeError):
-    """The manager could not decide (a fault of the manager, not a refusal)."""
+    def __init__(self, request_id: str, timeout: float, redis_url: str) -> None:
+        self.request_id = request_id
+        self.timeout = timeout
+        self.redis_url = redis_url
+        super().__init__(
+            f"No decision on enrolment request {request_id} within {timeout:g} s at {redis_url}. "
+            f"The request stays in the stream {REQUESTS_STREAM} and will still be decided once an "
+            "enrolment consumer (avtor-enrolment-consumer) reads it: wait for it again, or send it "
+            "again with the same request_id (it never takes a second seat)."
+        )
 
 
 class EnrolmentClient:
-    """Sends "editor started" messages and waits for decisions."""
+    """Sends "editor started" entries and reads their decisions, on one Redis connection pool."""
 
-    def __init__(self, redis_url: str, client: redis.Redis | None = None) -> None:
-        self.redis_url = redis_url
-        self.redis = client or redis.Redis.from_url(redis_url)
+    def __init__(self, redis_url: str | None = None, *, client: redis.Redis | None = None) -> None:
+        """Connect to `redis_url`, else the Redis the environment names (see `redis_url_from_environment`).
 
-    def send(self, username: Any, request_id: str | None = None, occurred_at: str | None = None) -> str:
-        """Publish one editor start; return its task id, under which the decision will appear."""
-        task_id = str(uuid.uuid4())
-        self.redis.lpush(ENROLMENT_QUEUE, enrolment_message(task_id, username, request_id, occurred_at))
-        return task_id
+        `client` is an existing redis-py client to use instead (its connection options are its own).
+        """
+        self.redis_url = redis_url or redis_url_from_environment()
+        self.redis = (
+            client if client is not None else redis.Redis.from_url(self.redis_url, **_NO_CLIENT_SETINFO)
+        )
 
-    def decision(self, task_id: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
-        """Wait for the decision of `task_id`: the contract's decision object."""
-        key = RESULT_KEY_PREFIX + task_id
-        deadline = time.monotonic() + timeout
-        with self.redis.pubsub(ignore_subscribe_messages=True) as subscription:  # type: ignore[no-untyped-call]
-            # Subscribe first, then look: a decision stored in between is not missed.
-            subscription.subscribe(key)
-            while True:
-                raw = self.redis.get(key)
-                if raw is not None:
-                    return _decision_of(read_result(raw), task_id)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise EnrolmentTimeout(
-                        f"No decision for enrolment {task_id} within {timeout:g} s: are the Avtor workers "
-                        f"running and connected to {_without_password(self.redis_url)}? The request stays "
-                        "queued and will still be decided."
-                    )
-                subscription.get_message(timeout=min(remaining, 1.0))
+    def send(
+        self,
+        username: str,
+        request_id: str | None = None,
+        occurred_at: str | datetime | None = None,
+        host: str | None = None,
+    ) -> str:
+        """Append one editor start to the stream; return its request id (a new UUID unless given).
+
+        `request_id`: 1 to 128 printable ASCII characters; the same id sent again never takes a
+        second seat. `occurred_at`: RFC 3339 text, or a datetime that knows its time zone.
+        `host`: the host installation's name (up to 64 characters), kept in the audit log.
+        """
+        request_id = check_request_id(request_id) if request_id is not None else str(uuid.uuid4())
+        fields = request_fields(username, request_id, occurred_at, host)
+        self.redis.xadd(REQUESTS_STREAM, dict(fields.items()))
+        return request_id
+
+    def decision(self, request_id: str, timeout: float = DEFAULT_TIMEOUT) -> Decision:
+        """Wait up to `timeout` seconds for the decision on `request_id` and take it (BLPOP).
+
+        Raises EnrolmentTimeout if none arrives in time.
+        """
+        if not timeout > 0:
+            raise ValueError("timeout must be more than 0 seconds (BLPOP would wait forever)")
+        popped: Sequence[bytes] | None = self.redis.blpop([decision_key(request_id)], timeout)  # type: ignore[assignment]
+        if popped is None:
+            raise EnrolmentTimeout(request_id, timeout, redact_url(self.redis_url))
+        return read_decision(popped[1])
+
+    def peek(self, request_id: str) -> Decision | None:
+        """The decision on `request_id` if it is there, without taking it (LRANGE 0 0); else None."""
+        found: list[bytes] = self.redis.lrange(decision_key(request_id), 0, 0)  # type: ignore[assignment]
+        return read_decision(found[0]) if found else None
 
     def enrol(
-        self, username: Any, request_id: str | None = None, timeout: float = DEFAULT_TIMEOUT
-    ) -> dict[str, Any]:
-        """Publish an editor start and wait for its decision."""
-        return self.decision(self.send(username, request_id), timeout)
+        self,
+        username: str,
+        request_id: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        occurred_at: str | datetime | None = None,
+        host: str | None = None,
+    ) -> Decision:
+        """Send an editor start and wait for its decision (EnrolmentTimeout if none arrives in time)."""
+        return self.decision(self.send(username, request_id, occurred_at, host), timeout)
 
     def close(self) -> None:
         """Close the Redis connections."""
         self.redis.close()
 
+    def __enter__(self) -> EnrolmentClient:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
 
 def enrol(
-    username: Any,
+    username: str,
     request_id: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     *,
+    occurred_at: str | datetime | None = None,
+    host: str | None = None,
     redis_url: str | None = None,
-) -> dict[str, Any]:
-    """Enrol one editor start and return the decision (raises EnrolmentTimeout if none arrives).
+) -> Decision:
+    """Enrol one editor start on a connection of its own and return the decision.
 
-    The Redis is `redis_url`, else the one in AVTOR_REDIS_URL, else the manager's default.
+    The Redis is `redis_url`, else the one the environment names (AVTOR_HOST_REDIS_URL, then
+    AVTOR_REDIS_URL), else the manager's default. Raises EnrolmentTimeout if no decision arrives.
     """
-    client = EnrolmentClient(redis_url or os.environ.get("AVTOR_REDIS_URL") or DEFAULT_REDIS_URL)
-    try:
-        return client.enrol(username, request_id, timeout)
-    finally:
-        client.close()
+    with EnrolmentClient(redis_url) as client:
+        return client.enrol(username, request_id, timeout, occurred_at=occurred_at, host=host)
 
 
-def _decision_of(result: dict[str, Any], task_id: str) -> dict[str, Any]:
-    status = result.get("status")
-    if status == "SUCCESS" and isinstance(result.get("result"), dict):
-        decision: dict[str, Any] = result["result"]
-        return decision
-    detail = result.get("result")
-    raise EnrolmentFailed(f"The license manager could not decide enrolment {task_id} ({status}: {detail}).")
+def redis_url_from_environment() -> str:
+    """AVTOR_HOST_REDIS_URL, else AVTOR_REDIS_URL, else the manager's default Redis."""
+    for variable in REDIS_URL_VARIABLES:
+        value = os.environ.get(variable, "").strip()
+        if value:
+            return value
+    return DEFAULT_REDIS_URL
 
 
-def _without_password(url: str) -> str:
-    head, at, tail = url.rpartition("@")
-    if not at:
-        return url
-    scheme, _, _ = head.partition("://")
-    return f"{scheme}://***@{tail}"
+def redact_url(url: str) -> str:
+    """`url` with its password (in the user part or the query) replaced by ***."""
+    parts = urlsplit(url)
+    shown = url
+    if parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        shown = shown.replace(parts.netloc, f"{parts.username or ''}:***@{host}", 1)
+    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", shown)
