@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     )
     visibility_timeout: Duration = Field(
         default=timedelta(minutes=5),
-        description="How long an unacknowledged message waits before another worker gets it back.",
+        description="How long an admin task may stay unacknowledged before another worker gets it.",
     )
     result_expires: Duration = Field(
         default=timedelta(hours=1), description="How long a decision stays readable in Redis."
@@ -137,10 +137,26 @@ class Settings(BaseSettings):
     )
     worker_pool: Literal["threads", "prefork", "solo"] = Field(
         default="threads",
-        description="How a worker process runs its tasks: a pool of threads, of processes, or one at a time.",
+        description="How a Celery worker runs admin tasks: in threads, in processes, or one at a time.",
     )
     worker_concurrency: int = Field(
-        default=24, ge=1, le=512, description="How many tasks a worker process runs at once."
+        default=4, ge=1, le=512, description="How many admin tasks a Celery worker process runs at once."
+    )
+    enrolment_batch_size: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="How many waiting editors' starts an enrolment consumer takes and decides at once.",
+    )
+    enrolment_visibility_timeout: Duration = Field(
+        default=timedelta(seconds=30),
+        description="How long an enrolment consumer may hold a start before another consumer takes it over.",
+    )
+    enrolment_max_deliveries: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="How many times a start that keeps failing is tried before it is set aside.",
     )
 
     @field_validator("database_url")

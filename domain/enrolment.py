@@ -7,7 +7,6 @@ without a seat gets one if a seat is free, and is refused otherwise.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,8 +16,10 @@ from typing import Any
 from domain.moments import parse_instant
 from domain.usernames import InvalidUsername, display_username, normalize_username
 
-MAX_REQUEST_ID_LENGTH = 200
-ENROLMENT_FIELDS = frozenset({"username", "request_id", "occurred_at"})
+MAX_REQUEST_ID_LENGTH = 128
+MAX_HOST_LENGTH = 64
+# The version of the hosts' enrolment contract this manager speaks (an entry's optional `v`).
+CONTRACT_VERSION = "2"
 
 
 class Outcome(StrEnum):
@@ -38,12 +39,14 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class EnrolmentRequest:
-    """A well-formed "editor started" message."""
+    """A well-formed "editor started" entry."""
 
     username: str
     display_name: str
     request_id: str | None = None
     occurred_at: datetime | None = None
+    # The host installation that sent the start, kept in the audit log.
+    host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,53 +138,51 @@ def _message(outcome: Outcome, used: int, total: int) -> str:
     raise ValueError(f"no message for {outcome}")
 
 
-def read_enrolment_request(args: object, kwargs: object) -> EnrolmentRequest:
-    """Check an `avtor.enrol` message's arguments; raise InvalidEnrolment saying what is wrong."""
-    fields: Mapping[str, Any] = kwargs if isinstance(kwargs, Mapping) else {}
-    request_id = _read_request_id(fields.get("request_id"))
-    if not isinstance(kwargs, Mapping):
-        raise InvalidEnrolment("the arguments must be keyword arguments (username, request_id, occurred_at).")
-    if args:
+def read_enrolment_request(fields: Mapping[str, str]) -> EnrolmentRequest:
+    """Check the fields of an "editor started" entry; raise InvalidEnrolment saying what is wrong.
+
+    Unknown fields are ignored, as the contract allows hosts to send more.
+    """
+    request_id = read_request_id(fields.get("request_id"))
+    if request_id is None:
         raise InvalidEnrolment(
-            "positional arguments are not accepted: send username (and optionally request_id and "
-            "occurred_at) as keyword arguments.",
+            f"request_id must be 1 to {MAX_REQUEST_ID_LENGTH} printable ASCII characters (a UUID is right)."
+        )
+    version = fields.get("v")
+    if version is not None and version != CONTRACT_VERSION:
+        raise InvalidEnrolment(
+            f"this license manager speaks version {CONTRACT_VERSION} of the enrolment contract, "
+            f"not {version[:16]!r}: send the entry without v, or with v={CONTRACT_VERSION}.",
             request_id,
         )
-    unknown = sorted(str(name) for name in fields if name not in ENROLMENT_FIELDS)
-    if unknown:
-        shown = ", ".join(repr(name[:40]) for name in unknown[:5])
-        raise InvalidEnrolment(
-            f"unknown argument(s) {shown}: only username, request_id and occurred_at are accepted.",
-            request_id,
-        )
-    if "request_id" in fields and request_id is None:
-        raise InvalidEnrolment(
-            f"request_id must be a string of 1 to {MAX_REQUEST_ID_LENGTH} printable characters."
-        )
+    raw_username = fields.get("username")
     try:
-        username = normalize_username(fields.get("username"))
+        username = normalize_username(raw_username)
     except InvalidUsername as error:
         raise InvalidEnrolment(str(error), request_id) from None
+    assert raw_username is not None
     return EnrolmentRequest(
         username=username,
-        display_name=display_username(fields["username"]),
+        display_name=display_username(raw_username),
         request_id=request_id,
         occurred_at=_read_occurred_at(fields.get("occurred_at"), request_id),
+        host=_read_host(fields.get("host"), request_id),
     )
 
 
-def _read_request_id(value: object) -> str | None:
+def read_request_id(value: object) -> str | None:
+    """The request id if it is usable (1 to 128 printable ASCII characters), else None."""
     if not isinstance(value, str) or not 0 < len(value) <= MAX_REQUEST_ID_LENGTH:
         return None
-    if any(unicodedata.category(character) in {"Cc", "Cs", "Zl", "Zp"} for character in value):
+    if not all(" " <= character <= "~" for character in value):
         return None
     return value
 
 
-def _read_occurred_at(value: object, request_id: str | None) -> datetime | None:
+def _read_occurred_at(value: str | None, request_id: str) -> datetime | None:
     if value is None:
         return None
-    if isinstance(value, str) and len(value) <= 64:
+    if len(value) <= 64:
         try:
             return parse_instant(value)
         except ValueError:
@@ -189,3 +190,14 @@ def _read_occurred_at(value: object, request_id: str | None) -> datetime | None:
     raise InvalidEnrolment(
         "occurred_at must be an RFC 3339 instant with a time zone, e.g. 2026-11-29T08:00:00Z.", request_id
     )
+
+
+def _read_host(value: str | None, request_id: str) -> str | None:
+    if value is None:
+        return None
+    if not 0 < len(value) <= MAX_HOST_LENGTH or not value.isprintable():
+        raise InvalidEnrolment(
+            f"host must be the host installation's name: 1 to {MAX_HOST_LENGTH} printable characters.",
+            request_id,
+        )
+    return value

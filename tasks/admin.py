@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery import Task
+
 from domain.licenses import masked_key
 from domain.refusals import Refused
 from domain.services.agreement import accept_agreement
@@ -33,14 +35,13 @@ from tasks.messages import (
 from tasks.retries import TRANSIENT_STORE_ERRORS, backoff
 from worker import wiring
 from worker.app import admin_run_budget, app
-from worker.guard import GuardedTask
 
 log = logging.getLogger(__name__)
 
 ADMINISTRATOR = "administrator"
 
 
-class AdminTask(GuardedTask):
+class AdminTask(Task):  # type: ignore[misc]
     """An admin task: a refusal is an answer, a store hiccup is retried."""
 
     abstract = True

@@ -1,28 +1,33 @@
-"""The Celery application, its queues and the settings chosen for them.
+"""The Celery application: administration tasks on one queue, and the beat schedule.
 
-Enrolment tasks take milliseconds and are idempotent (a repeated request never
-takes a second seat), which is what every setting below leans on.
+Editors' starts do not go through Celery: hosts add them to a Redis stream that the
+enrolment consumer reads (worker/enrolment_consumer.py). A Celery message names the
+code it runs, so only trusted callers (the command line, the schedule) write to the
+admin queue.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from datetime import timedelta
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu.entity import Queue
 
 from config import Settings, SettingsError, current_settings
+from worker import wiring
 from worker.schedule import beat_schedule
 
-ENROLMENT_QUEUE = "avtor.enrolment"
 ADMIN_QUEUE = "avtor.admin"
-DEAD_LETTER_KEY = "avtor.dead-letter"
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> Celery:
     """The Celery application for `settings`."""
-    app = Celery("avtor", include=["tasks.enrolment", "tasks.admin"])
+    app = Celery("avtor", include=["tasks.admin"])
     app.conf.update(celery_configuration(settings))
     return app
 
@@ -32,78 +37,48 @@ def celery_configuration(settings: Settings) -> dict[str, object]:
     visibility_timeout = settings.visibility_timeout.total_seconds()
     return {
         "broker_url": settings.redis_url,
-        # kombu's Redis transport, hardened so that no item on a queue can stop a worker.
-        "broker_transport": "worker.transport:GuardedTransport",
         "result_backend": settings.redis_url,
-        # Hosts in any language speak the contract with a Redis client: JSON, nothing else.
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
         "result_accept_content": ["json"],
-        "task_protocol": 2,
-        # Enrolment and administration never share a queue, so a hung license service
-        # cannot delay an editor's start.
-        "task_queues": [Queue(ENROLMENT_QUEUE), Queue(ADMIN_QUEUE)],
+        "task_queues": [Queue(ADMIN_QUEUE)],
         "task_default_queue": ADMIN_QUEUE,
-        "task_routes": {"avtor.enrol": {"queue": ENROLMENT_QUEUE}, "avtor.admin.*": {"queue": ADMIN_QUEUE}},
-        # A message is acknowledged only after its decision is stored, so a worker that
-        # dies mid-task loses nothing; the tasks are idempotent, so a second run is harmless.
+        "task_routes": {"avtor.admin.*": {"queue": ADMIN_QUEUE}},
+        # A message is acknowledged only after its task ended, so a worker that dies
+        # mid-task loses nothing; the admin tasks are idempotent, so a second run is harmless.
         "task_acks_late": True,
-        # With a process pool (`--pool prefork`), a pool process killed mid-task (SIGKILL,
-        # out of memory) puts its message back at once instead of dropping it; poison
-        # messages are stopped by the delivery count. A whole worker that dies leaves its
-        # messages unacknowledged in Redis; they come back after the visibility timeout.
         "task_reject_on_worker_lost": True,
-        # A task that raised has still been decided (its failure is the result): ack it.
+        # A task that raised has still been answered (its failure is the result): ack it.
         "task_acks_on_failure_or_timeout": True,
-        # Unacknowledged messages of a worker that vanished entirely come back after this
-        # long. Every task here ends well within it (retry countdowns are capped below it).
+        # Unacknowledged messages of a worker that vanished come back after this long.
+        # Every task here ends well within it (retry countdowns are capped below it).
         "broker_transport_options": {
             "visibility_timeout": visibility_timeout,
-            # Look for such messages every few seconds rather than every minute.
             "unacked_restore_interval": min(10.0, max(1.0, visibility_timeout / 4)),
-            # No message priorities: one list per queue, so that a worker on one queue
-            # takes each message atomically (worker/transport.py).
-            "priority_steps": [0],
         },
-        # A decision whose storing fails while Redis restarts is stored once Redis is back
-        # (about a minute of retries) rather than lost; the task is idempotent meanwhile.
-        "result_backend_transport_options": {
-            "retry_policy": {
-                "max_retries": 60,
-                "interval_start": 0.1,
-                "interval_step": 0.5,
-                "interval_max": 1.0,
-            }
-        },
+        # A result whose storing fails while Redis restarts is stored once Redis is back.
         "result_backend_always_retry": True,
         "result_backend_max_retries": 60,
         "result_backend_max_sleep_between_retries_ms": 1000,
-        # Threads, not processes, by default (AVTOR_WORKER_POOL): with a thread pool, the
-        # enrolment messages a worker process receives are decided in batches by its
-        # enrolment stream (worker/enrolment_stream.py); the pool runs the admin tasks and
-        # whatever the stream hands back. Scale with more worker processes (nodes), one or
-        # two per core.
         "worker_pool": settings.worker_pool,
         "worker_concurrency": settings.worker_concurrency,
-        # Millisecond tasks: a couple of messages in hand per thread keep the pool busy
-        # without hoarding messages another worker could take (and that would wait for the
-        # visibility timeout if this worker died).
-        "worker_prefetch_multiplier": 2,
+        # Admin tasks can take seconds (the license service): take one at a time per slot.
+        "worker_prefetch_multiplier": 1,
         # Explicit, as Celery 6 will require: keep retrying the broker at start-up too.
         "broker_connection_retry_on_startup": True,
         "broker_connection_retry": True,
         "broker_connection_max_retries": None,
-        # Hosts read a decision within seconds; an hour is ample, and Redis stays small.
         "result_expires": settings.result_expires,
         "result_extended": False,
         "task_track_started": False,
         "task_ignore_result": False,
-        # Tasks are known by the names of the contract, never by a module path.
+        # Tasks are known by their names, never by a module path.
         "task_create_missing_queues": False,
         "worker_send_task_events": False,
+        # Nothing asks the workers anything through remote control.
+        "worker_enable_remote_control": False,
         "worker_hijack_root_logger": True,
-        "worker_consumer": "worker.consumer:GuardedConsumer",
         "timezone": "UTC",
         "enable_utc": True,
         "beat_schedule": beat_schedule(settings),
@@ -123,6 +98,29 @@ def admin_run_budget(settings: Settings) -> timedelta:
 def max_retry_countdown(settings: Settings) -> float:
     """The longest a retry may wait: well within the broker's visibility timeout."""
     return min(settings.visibility_timeout.total_seconds() / 2, timedelta(minutes=5).total_seconds())
+
+
+def _check_store_or_exit() -> None:
+    try:
+        wiring.check_store()
+    except wiring.STORE_NOT_READY as error:
+        log.critical("%s", error)
+        sys.exit(f"The Avtor License Manager cannot start: {error}")
+
+
+@signals.worker_init.connect
+def _check_store_before_the_worker_starts(**_: Any) -> None:
+    _check_store_or_exit()
+
+
+@signals.beat_init.connect
+def _check_store_before_beat_starts(**_: Any) -> None:
+    _check_store_or_exit()
+
+
+@signals.worker_process_init.connect
+def _forget_the_parents_connections(**_: Any) -> None:
+    wiring.forget_the_parents_connections()
 
 
 def _load_settings() -> Settings:

@@ -1,22 +1,18 @@
-"""What every worker process needs, made once per process: settings, store, license service."""
+"""What every worker process needs, made once per process: settings, store, license service.
+
+The enrolment consumer and the Celery worker share it; nothing here imports Celery.
+"""
 
 from __future__ import annotations
 
-import logging
-import sys
 import threading
 from datetime import datetime, timedelta
-from typing import Any
-
-from celery import signals
 
 from adapters.license_service import HttpLicenseService
 from adapters.sql import SchemaOutdated, SqlStore, StoreUnreachable, check_schema, create_store_engine
 from config import Settings, current_settings
 from domain.moments import utc_now
 from domain.services.revalidation import RevalidationRules
-
-log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _store: SqlStore | None = None
@@ -73,31 +69,20 @@ def now() -> datetime:
     return utc_now()
 
 
+STORE_NOT_READY = (SchemaOutdated, StoreUnreachable)
+
+
 def check_store() -> None:
-    """Stop the process with a clear message if the store cannot be used."""
+    """Raise StoreNotReady's errors, which say what to do, if the store cannot be used."""
     engine = create_store_engine(settings().store_url)
     try:
         check_schema(engine)
-    except (SchemaOutdated, StoreUnreachable) as error:
-        log.critical("%s", error)
-        sys.exit(f"The Avtor License Manager cannot start: {error}")
     finally:
         engine.dispose()
 
 
-@signals.worker_init.connect
-def _check_store_before_the_worker_starts(**_: Any) -> None:
-    check_store()
-
-
-@signals.beat_init.connect
-def _check_store_before_beat_starts(**_: Any) -> None:
-    check_store()
-
-
-@signals.worker_process_init.connect
-def _forget_the_parents_connections(**_: Any) -> None:
-    # A forked pool process must never use the connections of its parent.
+def forget_the_parents_connections() -> None:
+    """In a forked pool process: never use the connections of the parent."""
     global _store, _license_service
     if _store is not None:
         _store.engine.dispose(close=False)

@@ -180,7 +180,7 @@ class _Ledger:
             seats_used_after=used_after,
             outcome=outcome.value,
             request_id=None if replayed else request.request_id,
-            detail=f"request {request.request_id} sent again" if replayed else "",
+            detail=_detail(request, replayed),
         )
         self.new_events.append(event)
         if request.request_id is not None and not replayed:
@@ -191,6 +191,14 @@ class _Ledger:
             self.uow.seats.add(self.new_seats)
         if self.new_events:
             self.uow.events.record(self.new_events)
+
+
+def _detail(request: EnrolmentRequest, replayed: bool) -> str:
+    """What the audit event says beyond its columns: the host, and a start sent again."""
+    parts = [f"host {request.host}"] if request.host else []
+    if replayed:
+        parts.append(f"request {request.request_id} sent again")
+    return "; ".join(parts)
 
 
 def _as_recorded(request: EnrolmentRequest, recorded: AuditEvent) -> EnrolmentDecision:

@@ -30,8 +30,11 @@ def test_case_folding_goes_beyond_lower_case() -> None:
         ("   ", "empty"),
         ("bob\nalice", "control character U+000A"),
         ("bob\x00", "control character U+0000"),
-        ("bob\u2028alice", "control character U+2028"),
-        ("bob\ud800", "control character U+D800"),
+        ("bob\u2028alice", "line separator U+2028"),
+        ("bob\ud800", "lone surrogate U+D800"),
+        ("carol\u200b", "invisible or direction-changing character U+200B"),
+        ("bob\u2066x\u2069", "invisible or direction-changing character U+2066"),
+        ("soft\u00adhyphen", "invisible or direction-changing character U+00AD"),
         ("x" * (MAX_USERNAME_LENGTH + 1), "257 characters"),
     ],
 )

@@ -1,4 +1,4 @@
-"""The Celery settings the enrolment guarantees rest on, as the worker really gets them."""
+"""The Celery settings the admin tasks' guarantees rest on, as the worker really gets them."""
 
 from datetime import timedelta
 
@@ -9,11 +9,13 @@ from worker.app import app, celery_configuration, max_retry_countdown
 def test_the_worker_acknowledges_late_and_requeues_what_a_dead_process_held() -> None:
     assert app.conf.task_acks_late is True
     assert app.conf.task_reject_on_worker_lost is True
-    assert app.conf.worker_prefetch_multiplier == 2
+    assert app.conf.worker_prefetch_multiplier == 1
     assert app.conf.broker_connection_retry_on_startup is True
     assert app.conf.accept_content == ["json"] and app.conf.task_serializer == "json"
     assert app.conf.task_create_missing_queues is False
-    assert {queue.name for queue in app.conf.task_queues} == {"avtor.enrolment", "avtor.admin"}
+    assert {queue.name for queue in app.conf.task_queues} == {"avtor.admin"}
+    # Nothing may ask a worker to do anything but run the admin tasks it knows.
+    assert app.conf.worker_enable_remote_control is False
 
 
 def test_timeouts_and_expiry_follow_the_settings() -> None:
@@ -22,7 +24,6 @@ def test_timeouts_and_expiry_follow_the_settings() -> None:
     assert configuration["broker_transport_options"] == {
         "visibility_timeout": 120.0,
         "unacked_restore_interval": 10.0,
-        "priority_steps": [0],  # one list per queue: a worker on one queue takes atomically
     }
     assert configuration["result_expires"] == timedelta(minutes=30)
 

@@ -1,0 +1,273 @@
+"""The hosts' stream of "editor started" entries, and the decisions written back, on Redis.
+
+Hosts add entries to `avtor:enrol:requests`; the enrolment consumers read them
+through the consumer group `avtor-enrolment`. Hosts are not trusted: an entry can
+be of any size. Entries are therefore read through a small Lua script that returns
+only the fields the contract knows, each cut to what an entry may hold in all, and
+the entry's real size: a consumer never pulls a huge entry across the network.
+
+That is also why a consumer does not wait with `XREADGROUP ... BLOCK`: a blocking
+read hands over whole entries, whatever their size (a host could make a consumer
+read hundreds of megabytes at once), and a script cannot block. When nothing waits,
+the consumer reads again after a short pause instead (see the consumer's `idle_pause`).
+
+Every call here is a public redis-py call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+REQUESTS_STREAM = "avtor:enrol:requests"
+CONSUMER_GROUP = "avtor-enrolment"
+DECISION_KEY_PREFIX = "avtor:enrol:decision:"
+KEPT_KEY = "avtor:enrol:dead-letters"
+# Each consumer's last read, by Redis's clock (ms): who is alive, for `avtorlm status`.
+CONSUMERS_KEY = "avtor:enrol:consumers"
+KEEP = 10_000
+
+# The contract's limit for one entry, field names and values together.
+MAX_ENTRY_BYTES = 8 * 1024
+KNOWN_FIELDS = ("request_id", "username", "occurred_at", "host", "v")
+# A value longer than this makes its entry too large anyway, so nothing more is read of it.
+FIELD_READ_BYTES = MAX_ENTRY_BYTES + 1
+# Names of unknown fields kept to describe an entry that is set aside.
+OTHER_NAMES_SHOWN = 8
+OTHER_NAME_BYTES = 64
+
+# KEYS[1] the stream, KEYS[2] the consumers' last reads. ARGV: mode ("read" or
+# "claim"), group, consumer, count, the byte limit of a value, how many other names
+# to show and their byte limit, then (for "claim") the min idle ms and the cursor,
+# and from ARGV[10] on the known field names.
+# Returns {cursor, entries}; each entry is {id, size in bytes, number of fields,
+# deliveries, {name, value, ...} of the known fields (first occurrence, values cut),
+# {some other names, cut}}.
+_READ_SCRIPT = """
+local mode, group, consumer, count = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local limit, other_shown, other_bytes = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local wanted = {}
+for i = 10, #ARGV do wanted[ARGV[i]] = true end
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[2], now[1] * 1000 + math.floor(now[2] / 1000), consumer)
+local cursor, entries = '0-0', {}
+if mode == 'read' then
+  local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', KEYS[1], '>')
+  if reply then entries = reply[1][2] end
+else
+  local reply = redis.call('XAUTOCLAIM', KEYS[1], group, consumer, ARGV[8], ARGV[9], 'COUNT', count)
+  cursor, entries = reply[1], reply[2]
+end
+local deliveries = {}
+if mode ~= 'read' and #entries > 0 then
+  local first, last = entries[1][1], entries[#entries][1]
+  for _, p in ipairs(redis.call('XPENDING', KEYS[1], group, first, last, #entries + 1000, consumer)) do
+    deliveries[p[1]] = p[4]
+  end
+end
+local out = {}
+for _, entry in ipairs(entries) do
+  local id, fields = entry[1], entry[2]
+  if fields then
+    local size, known, seen, others = 0, {}, {}, {}
+    for i = 1, #fields, 2 do
+      local name, value = fields[i], fields[i + 1]
+      size = size + #name + #value
+      if wanted[name] and not seen[name] then
+        seen[name] = true
+        table.insert(known, name)
+        table.insert(known, string.sub(value, 1, limit))
+      elseif not wanted[name] and #others < other_shown then
+        table.insert(others, string.sub(name, 1, other_bytes))
+      end
+    end
+    table.insert(out, {id, size, #fields / 2, deliveries[id] or 1, known, others})
+  end
+end
+return {cursor, out}
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry as read: its id, the known fields (values cut), and what it really weighs."""
+
+    id: str
+    fields: dict[str, bytes]
+    size: int
+    field_count: int
+    deliveries: int = 1
+    other_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A decision to write for the host that sent `request_id`."""
+
+    request_id: str
+    document: dict[str, Any]
+
+
+@dataclass
+class Settlement:
+    """What a decided batch leaves in Redis: answers, kept entries, and the entries to remove."""
+
+    answers: list[Answer] = field(default_factory=list)
+    kept: list[dict[str, Any]] = field(default_factory=list)
+    entry_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A consumer of the group as Redis sees it."""
+
+    name: str
+    pending: int
+    idle_ms: int
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """What an administrator needs to know of the stream: who reads it, what waits, since when."""
+
+    waiting: int
+    pending: int
+    oldest_age_ms: int | None
+    consumers: tuple[Consumer, ...]
+    kept: int
+
+    def alive(self, within_ms: int) -> list[Consumer]:
+        """The consumers that spoke to Redis within the last `within_ms` milliseconds."""
+        return [consumer for consumer in self.consumers if consumer.idle_ms <= within_ms]
+
+
+class RequestStream:
+    """The stream as one consumer of the group uses it."""
+
+    def __init__(self, client: redis.Redis, consumer: str, decision_ttl_seconds: int) -> None:
+        self.client = client
+        self.consumer = consumer
+        self.decision_ttl_seconds = decision_ttl_seconds
+        self._script = client.register_script(_READ_SCRIPT)
+
+    def ensure_group(self) -> None:
+        """Create the stream and its group if needed; entries added before any consumer ran are read too."""
+        try:
+            self.client.xgroup_create(REQUESTS_STREAM, CONSUMER_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    def read(self, count: int) -> list[Entry]:
+        """Entries no consumer of the group has had yet, at most `count`, without waiting."""
+        _, entries = self._run("read", count)
+        return entries
+
+    def reclaim(self, count: int, min_idle_ms: int, cursor: str) -> tuple[str, list[Entry]]:
+        """Take over entries another consumer (or this one) held longer than `min_idle_ms`."""
+        return self._run("claim", count, str(min_idle_ms), cursor)
+
+    def keep_holding(self, entry_ids: Sequence[str]) -> None:
+        """Tell the group this consumer still works on `entry_ids`, so no other takes them over."""
+        if entry_ids:
+            self.client.xclaim(
+                REQUESTS_STREAM, CONSUMER_GROUP, self.consumer, 0, list(entry_ids), justid=True
+            )
+
+    def settle(self, settlement: Settlement) -> None:
+        """Write the decisions, keep what was set aside, acknowledge and remove the entries, at once."""
+        with self.client.pipeline(transaction=True) as pipe:
+            for answer in settlement.answers:
+                key = DECISION_KEY_PREFIX + answer.request_id
+                pipe.delete(key)
+                pipe.rpush(key, json.dumps(answer.document, ensure_ascii=False, separators=(",", ":")))
+                pipe.expire(key, self.decision_ttl_seconds)
+            if settlement.kept:
+                pipe.lpush(KEPT_KEY, *(json.dumps(kept, ensure_ascii=True) for kept in settlement.kept))
+                pipe.ltrim(KEPT_KEY, 0, KEEP - 1)
+            if settlement.entry_ids:
+                pipe.xack(REQUESTS_STREAM, CONSUMER_GROUP, *settlement.entry_ids)
+                pipe.xdel(REQUESTS_STREAM, *settlement.entry_ids)
+            pipe.execute()
+
+    def forget_departed(self, idle_ms: int) -> list[str]:
+        """Remove consumers that hold nothing and have not read for `idle_ms`."""
+        departed = [
+            consumer.name
+            for consumer in read_consumers(self.client)
+            if consumer.pending == 0 and consumer.idle_ms > idle_ms and consumer.name != self.consumer
+        ]
+        for name in departed:
+            self.client.xgroup_delconsumer(REQUESTS_STREAM, CONSUMER_GROUP, name)
+            self.client.zrem(CONSUMERS_KEY, name)
+        return departed
+
+    def _run(self, mode: str, count: int, *claim: str) -> tuple[str, list[Entry]]:
+        limits = [str(FIELD_READ_BYTES), str(OTHER_NAMES_SHOWN), str(OTHER_NAME_BYTES)]
+        claim_args = list(claim) if claim else ["", ""]
+        cursor, rows = self._script(
+            keys=[REQUESTS_STREAM, CONSUMERS_KEY],
+            args=[mode, CONSUMER_GROUP, self.consumer, count, *limits, *claim_args, *KNOWN_FIELDS],
+        )
+        return _text(cursor), [_entry(row) for row in rows]
+
+
+def _entry(row: list[Any]) -> Entry:
+    entry_id, size, field_count, deliveries, known, others = row
+    fields = {_text(known[i]): bytes(known[i + 1]) for i in range(0, len(known), 2)}
+    return Entry(
+        _text(entry_id),
+        fields,
+        int(size),
+        int(field_count),
+        int(deliveries),
+        tuple(_text(name) for name in others),
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def read_consumers(client: redis.Redis) -> list[Consumer]:
+    """The group's consumers: what each holds, and how long ago it last read."""
+    with client.pipeline(transaction=False) as pipe:
+        pipe.time()
+        pipe.zrange(CONSUMERS_KEY, 0, -1, withscores=True)
+        pipe.xinfo_consumers(REQUESTS_STREAM, CONSUMER_GROUP)
+        (seconds, microseconds), last_reads, rows = pipe.execute(raise_on_error=False)
+    now_ms = seconds * 1000 + microseconds // 1000
+    holding = {} if isinstance(rows, Exception) else {_text(row["name"]): int(row["pending"]) for row in rows}
+    return [
+        Consumer(_text(name), holding.get(_text(name), 0), max(0, now_ms - int(score)))
+        for name, score in last_reads
+    ]
+
+
+def read_stream_state(client: redis.Redis) -> StreamState:
+    """The stream's state for `avtorlm status`: waiting entries, the oldest one's age, the consumers."""
+    with client.pipeline(transaction=False) as pipe:
+        pipe.xlen(REQUESTS_STREAM)
+        pipe.xrange(REQUESTS_STREAM, count=1)
+        pipe.llen(KEPT_KEY)
+        pipe.time()
+        waiting, first, kept, (seconds, microseconds) = pipe.execute()
+    consumers = read_consumers(client)
+    now_ms = seconds * 1000 + microseconds // 1000
+    oldest = now_ms - int(_text(first[0][0]).partition("-")[0]) if first else None
+    return StreamState(
+        waiting=int(waiting),
+        pending=sum(consumer.pending for consumer in consumers),
+        oldest_age_ms=None if oldest is None else max(0, oldest),
+        consumers=tuple(consumers),
+        kept=int(kept),
+    )
+
+
+def read_kept(client: redis.Redis, limit: int = 100) -> list[dict[str, Any]]:
+    """The entries set aside, newest first."""
+    return [json.loads(item) for item in client.lrange(KEPT_KEY, 0, limit - 1)]
