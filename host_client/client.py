@@ -2,14 +2,15 @@
 
 Every command this client sends is one the host's Redis user may run: XADD on the
 requests stream, BLPOP and LRANGE on decision lists, and on connecting AUTH (or
-HELLO) and SELECT. It does not announce itself with CLIENT SETINFO, which the
-host's user may not run.
+HELLO) and SELECT. It does not send CLIENT SETINFO or CLIENT MAINT_NOTIFICATIONS,
+which the host's user may not run.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -34,13 +35,20 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # Where `enrol()` and `EnrolmentClient()` look for the Redis URL, in this order.
 REDIS_URL_VARIABLES = ("AVTOR_HOST_REDIS_URL", "AVTOR_REDIS_URL")
 
-# redis-py 5 and newer send CLIENT SETINFO on every new connection; the host's user may not
-# run it. The refusal is harmless (redis-py ignores it) but lands in the server's ACL log,
-# so the client does not send it. redis-py 7.2 and newer say so with driver_info=None,
-# older ones with lib_name=None and lib_version=None.
-_NO_CLIENT_SETINFO: dict[str, Any] = (
+# redis-py 5 and newer send CLIENT SETINFO on every new connection, and recent versions
+# speaking RESP3 ask for maintenance notifications (CLIENT MAINT_NOTIFICATIONS); the
+# host's user may run neither. The refusals are harmless (redis-py ignores them) but land
+# in the server's ACL log, so the client sends neither. Versions with `redis.DriverInfo`
+# say so with driver_info=None, older ones with lib_name=None and lib_version=None.
+_QUIET_CONNECTIONS: dict[str, Any] = (
     {"driver_info": None} if hasattr(redis, "DriverInfo") else {"lib_name": None, "lib_version": None}
 )
+try:
+    from redis.maint_notifications import MaintNotificationsConfig
+except ImportError:  # redis-py before maintenance notifications
+    pass
+else:
+    _QUIET_CONNECTIONS["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
 
 
 class EnrolmentTimeout(TimeoutError):
@@ -68,7 +76,7 @@ class EnrolmentClient:
         """
         self.redis_url = redis_url or redis_url_from_environment()
         self.redis = (
-            client if client is not None else redis.Redis.from_url(self.redis_url, **_NO_CLIENT_SETINFO)
+            client if client is not None else redis.Redis.from_url(self.redis_url, **_QUIET_CONNECTIONS)
         )
 
     def send(
@@ -96,10 +104,26 @@ class EnrolmentClient:
         """
         if not timeout > 0:
             raise ValueError("timeout must be more than 0 seconds (BLPOP would wait forever)")
-        popped: Sequence[bytes] | None = self.redis.blpop([decision_key(request_id)], timeout)  # type: ignore[assignment]
-        if popped is None:
-            raise EnrolmentTimeout(request_id, timeout, redact_url(self.redis_url))
-        return read_decision(popped[1])
+        key = decision_key(request_id)
+        deadline = time.monotonic() + timeout
+        longest = self._longest_wait()
+        while (remaining := deadline - time.monotonic()) > 0:
+            wait = remaining if longest is None else min(remaining, longest)
+            popped: Sequence[bytes] | None = self.redis.blpop([key], wait)  # type: ignore[assignment]
+            if popped is not None:
+                return read_decision(popped[1])
+        raise EnrolmentTimeout(request_id, timeout, redact_url(self.redis_url))
+
+    def _longest_wait(self) -> float | None:
+        """The longest one BLPOP may wait: well within the connection's read timeout, if it has one.
+
+        redis-py 8 gives every connection a read timeout of 5 s unless told otherwise; a BLPOP
+        waiting as long would end in a TimeoutError instead of its empty answer.
+        """
+        read_timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+        if read_timeout is None:
+            return None
+        return float(read_timeout) - min(1.0, float(read_timeout) / 2)
 
     def peek(self, request_id: str) -> Decision | None:
         """The decision on `request_id` if it is there, without taking it (LRANGE 0 0); else None."""

@@ -190,11 +190,13 @@ def test_the_redis_url_comes_from_the_host_variable_then_the_managers_then_the_d
     assert redis_url_from_environment() == "redis://manager:6379/1"
 
 
-def test_the_client_does_not_announce_itself_with_client_setinfo() -> None:
+def test_the_client_sends_neither_client_setinfo_nor_maint_notifications() -> None:
     with EnrolmentClient(URL) as host:
         options = host.redis.connection_pool.connection_kwargs
         assert options.get("driver_info", None) is None
         assert options.get("lib_name", None) is None
+        maintenance = options.get("maint_notifications_config")
+        assert maintenance is None or not maintenance.enabled
         assert (options["username"], options["password"], options["db"]) == ("avtor-host", "s3cret-pw", 2)
 
 
