@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cli import enrolment
 from cli.agreement import ACCEPT_COMMAND
 from cli.context import Context
 from cli.licenses import LICENSE_HEADERS, license_document, license_rows
 from cli.output import emit_json, say, table, users_hold, when
+from cli.workers import WorkersUnavailable
 from domain.services.ledger import SeatCounts
 from domain.services.status import LedgerStatus, describe_ledger
 from tasks.messages import agreement_message, counts_message
@@ -26,7 +28,7 @@ def show_status(arguments: argparse.Namespace, context: Context) -> int:
     """Print the seat counts, the licenses and the agreement."""
     status = describe_ledger(context.store(), context.now(), context.settings.grace_period)
     if context.json:
-        emit_json(status_document(status, context.show_keys))
+        emit_json({**status_document(status, context.show_keys), "enrolment": _enrolment_document(context)})
         return 0
     counts = status.counts
     say(f"Seats licensed: {counts.licensed}")
@@ -51,6 +53,9 @@ def show_status(arguments: argparse.Namespace, context: Context) -> int:
     if advice:
         say()
         say(advice)
+    say()
+    for line in _enrolment_lines(context):
+        say(line)
     return 0
 
 
@@ -62,6 +67,20 @@ def status_document(status: LedgerStatus, show_keys: bool) -> dict[str, Any]:
         "agreement": agreement_message(status.agreement),
         "advice": what_to_do(status.counts),
     }
+
+
+def _enrolment_document(context: Context) -> dict[str, Any]:
+    try:
+        return enrolment.state_document(enrolment.read_state(context.settings))
+    except WorkersUnavailable as error:
+        return {"error": str(error)}
+
+
+def _enrolment_lines(context: Context) -> list[str]:
+    try:
+        return enrolment.state_lines(enrolment.read_state(context.settings))
+    except WorkersUnavailable as error:
+        return [f"Enrolment: unknown. {error}"]
 
 
 def what_to_do(counts: SeatCounts) -> str | None:
