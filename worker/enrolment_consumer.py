@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
@@ -52,6 +52,24 @@ TRANSIENT_STORE_ERRORS = (OperationalError, InterfaceError, DisconnectionError)
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
 Decide = Callable[[Sequence[EnrolmentRequest], datetime], list[EnrolmentDecision]]
+
+
+class Stream(Protocol):
+    """What a consumer needs of the hosts' stream (worker.requests_stream.RequestStream in Redis)."""
+
+    consumer: str
+
+    def ensure_group(self) -> None: ...
+
+    def read(self, count: int) -> list[Entry]: ...
+
+    def reclaim(self, count: int, min_idle_ms: int, cursor: str) -> tuple[str, list[Entry]]: ...
+
+    def keep_holding(self, entry_ids: Sequence[str]) -> None: ...
+
+    def settle(self, settlement: Settlement) -> None: ...
+
+    def forget_departed(self, idle_ms: int) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -117,7 +135,7 @@ class EnrolmentConsumer:
 
     def __init__(
         self,
-        stream: RequestStream,
+        stream: Stream,
         decide: Decide,
         options: ConsumerOptions,
         stopping: threading.Event | None = None,
