@@ -266,7 +266,7 @@ class EnrolmentConsumer:
                     log.warning("Stopping with %d starts undecided; they stay pending.", len(requests))
                     return [None] * len(requests)
                 self.pause.wait("The store cannot be reached", error)
-                if time.monotonic() - last_held > self.options.sweep_every:
+                if time.monotonic() - last_held > self.options.visibility_timeout.total_seconds() / 3:
                     last_held = time.monotonic()
                     self._hold(entry_ids)
                 continue
