@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
     DateTime,
     Dialect,
     Index,
@@ -17,7 +20,13 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    any_,
+    bindparam,
+    func,
+    select,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import TypeEngine
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -39,6 +48,28 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class NameList(TypeDecorator[Collection[str]]):
+    """A list of names bound as one parameter: an array on PostgreSQL, JSON text on SQLite."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(ARRAY(String) if dialect.name == "postgresql" else String())
+
+    def process_bind_param(self, value: Collection[str] | None, dialect: Dialect) -> Any:
+        names = list(value or ())
+        return names if dialect.name == "postgresql" else json.dumps(names)
+
+
+def one_of(column: ColumnElement[str], key: str, dialect: str) -> ColumnElement[bool]:
+    """`column` is one of the names bound to `key`: one parameter and one SQL text whatever their number."""
+    names = bindparam(key, type_=NameList())
+    if dialect == "postgresql":
+        return column == any_(names)
+    return column.in_(select(func.json_each(names).table_valued("value")))
 
 
 # Event ids are BIGINT on PostgreSQL, but SQLite only auto-increments INTEGER PRIMARY KEY.

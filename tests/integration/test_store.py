@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from adapters.sql import (
     SchemaOutdated,
@@ -26,7 +27,7 @@ from domain.licenses import License, ServiceAnswer
 from domain.ports import Verified
 from domain.seats import Assignment
 from domain.services.agreement import accept_agreement
-from domain.services.enrolment import enrol_editors
+from domain.services.enrolment import decide_under_lock, enrol_editors
 from domain.services.licenses import add_license, remove_license
 from domain.services.users import add_user, remove_user
 from tests.fakes import FakeLicenseService
@@ -278,3 +279,68 @@ def test_a_sqlite_store_writes_ahead_waits_for_its_lock_and_syncs_every_commit(t
         "synchronous": 2,  # FULL: a granted seat survives a power cut
         "foreign_keys": 1,
     }
+
+
+# --- a failing database -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_postgres_url(postgres: PostgresServer) -> str:
+    """A migrated PostgreSQL database of the test's own, whose connections it may cut."""
+    url = postgres.create_database("own")
+    migrate(create_store_engine(url))
+    return url
+
+
+def cut_connections(url: str) -> int:
+    """End every session of the database at `url`, as a server restart or a network cut would."""
+    admin = create_store_engine(url)
+    with admin.connect() as connection:
+        cut = connection.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    admin.dispose()
+    return int(cut)
+
+
+def test_a_broken_table_fails_the_glance_and_the_locked_batch_with_sqlalchemy_errors(
+    store: SqlStore, engine: Engine
+) -> None:
+    licensed(store, 5)
+    start(store, "bob")
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE seats RENAME TO seats_elsewhere"))
+    try:
+        with pytest.raises(DBAPIError):
+            store.glance(["bob"])
+        with pytest.raises(DBAPIError):
+            decide_under_lock([EnrolmentRequest("ann", "Ann", "r-1")], store, NOW, GRACE)
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE seats_elsewhere RENAME TO seats"))
+    assert start(store, "bob", "ann") == [Outcome.ALREADY_ENROLLED, Outcome.GRANTED]
+
+
+def test_a_lost_postgresql_connection_fails_the_fast_path_with_sqlalchemy_errors_then_reconnects(
+    own_postgres_url: str,
+) -> None:
+    store = SqlStore(create_store_engine(own_postgres_url))
+    licensed(store, 5)
+    assert start(store, "bob") == [Outcome.GRANTED]
+
+    assert cut_connections(own_postgres_url) > 0
+    with pytest.raises(OperationalError) as at_a_glance:
+        store.glance(["bob"])
+    assert at_a_glance.value.connection_invalidated
+    assert start(store, "bob") == [Outcome.ALREADY_ENROLLED]
+
+    assert cut_connections(own_postgres_url) > 0
+    with pytest.raises(OperationalError) as under_the_lock:
+        decide_under_lock([EnrolmentRequest("ann", "Ann", "r-1")], store, NOW, GRACE)
+    assert under_the_lock.value.connection_invalidated
+    assert start(store, "ann", request_id="r-1") == [Outcome.GRANTED]
+    assert rows_and_counter(store) == (2, 2)
+    store.engine.dispose()

@@ -1,0 +1,152 @@
+"""The ledger's tables as the domain's repositories, inside one SQL unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, func, insert, select, update
+
+from adapters.sql import tables as t
+from adapters.sql.rows import (
+    acceptance_of,
+    event_of,
+    event_values,
+    license_of,
+    license_values,
+    seat_of,
+    seat_values,
+)
+from domain.agreement import Acceptance
+from domain.events import AuditEvent, EventKind
+from domain.licenses import License
+from domain.seats import Seat
+
+if TYPE_CHECKING:
+    from adapters.sql.store import SqlUnitOfWork
+
+
+class SqlLicenses:
+    """The licenses table."""
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def list(self) -> list[License]:
+        # The licenses change rarely and every change bumps the installation's version, so a
+        # copy cached at the version this unit of work read is as good as reading the table.
+        cached = self._uow.cached_licenses()
+        if cached is not None:
+            return [license.copy() for license in cached]
+        rows = self._uow.read(select(t.licenses).order_by(t.licenses.c.added_at, t.licenses.c.key))
+        return [license_of(row) for row in rows]
+
+    def get(self, key: str) -> License | None:
+        row = self._uow.read(select(t.licenses).where(t.licenses.c.key == key)).one_or_none()
+        return None if row is None else license_of(row)
+
+    def add(self, license: License) -> None:
+        self._uow.write(insert(t.licenses).values(**license_values(license)))
+        self._uow.licenses_changed()
+
+    def save(self, license: License) -> None:
+        self._uow.write(
+            update(t.licenses).where(t.licenses.c.key == license.key).values(**license_values(license))
+        )
+        self._uow.licenses_changed()
+
+    def remove(self, key: str) -> None:
+        self._uow.write(delete(t.licenses).where(t.licenses.c.key == key))
+        self._uow.licenses_changed()
+
+
+class SqlSeats:
+    """The seats table, counted by the installation row."""
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def count(self) -> int:
+        return self._uow.seats_in_use
+
+    def holders(self, usernames: Collection[str]) -> dict[str, Seat]:
+        if not usernames:
+            return {}
+        holders, _ = self._uow.look_up(usernames, ())
+        return holders
+
+    def add(self, seats: Sequence[Seat]) -> None:
+        self._uow.add_seats([seat_values(seat) for seat in seats])
+
+    def remove(self, username: str) -> None:
+        result = self._uow.write(delete(t.seats).where(t.seats.c.username == username))
+        self._uow.seats_in_use -= result.rowcount
+
+    def list(self, limit: int | None = None, offset: int = 0) -> list[Seat]:
+        statement = select(t.seats).order_by(t.seats.c.assigned_at, t.seats.c.username).offset(offset)
+        if limit is not None:
+            statement = statement.limit(limit)
+        return [seat_of(row) for row in self._uow.read(statement)]
+
+    def total_rows(self) -> int:
+        """Count the rows themselves, to check the ledger's counter."""
+        count: int = self._uow.read(select(func.count()).select_from(t.seats)).scalar_one()
+        return count
+
+
+class SqlEvents:
+    """The audit log."""
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def record(self, events: Sequence[AuditEvent]) -> None:
+        self._uow.record_events([event_values(event) for event in events])
+
+    def for_requests(self, request_ids: Collection[str]) -> dict[str, AuditEvent]:
+        if not request_ids:
+            return {}
+        _, recorded = self._uow.look_up((), request_ids)
+        return recorded
+
+    def list(
+        self,
+        kinds: Collection[EventKind] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]:
+        statement = select(t.audit_events).order_by(t.audit_events.c.id)
+        if kinds:
+            statement = statement.where(t.audit_events.c.kind.in_([kind.value for kind in kinds]))
+        if since is not None:
+            statement = statement.where(t.audit_events.c.at >= since)
+        if until is not None:
+            statement = statement.where(t.audit_events.c.at < until)
+        if limit is not None:
+            # The most recent `limit` events, still oldest first.
+            statement = statement.order_by(None).order_by(t.audit_events.c.id.desc()).limit(limit)
+            return [event_of(row) for row in reversed(self._uow.read(statement).all())]
+        return [event_of(row) for row in self._uow.read(statement)]
+
+
+class SqlAgreements:
+    """Acceptances of the license agreement."""
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def latest(self) -> Acceptance | None:
+        statement = select(t.agreement_acceptances).order_by(t.agreement_acceptances.c.id.desc()).limit(1)
+        row = self._uow.read(statement).one_or_none()
+        return None if row is None else acceptance_of(row)
+
+    def record(self, acceptance: Acceptance) -> None:
+        self._uow.write(
+            insert(t.agreement_acceptances).values(
+                version=acceptance.version,
+                accepted_by=acceptance.accepted_by,
+                accepted_at=acceptance.accepted_at,
+            )
+        )
