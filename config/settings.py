@@ -94,6 +94,16 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="", description="SQLAlchemy URL of the store; default: a SQLite file in the data folder."
     )
+    store_lock_timeout: Duration = Field(
+        default=timedelta(seconds=2),
+        description="How long an enrolment consumer waits for the ledger's lock on PostgreSQL before "
+        "giving up on the batch and trying it again.",
+    )
+    store_statement_timeout: Duration = Field(
+        default=timedelta(seconds=5),
+        description="How long one statement of an enrolment consumer may run on PostgreSQL before it is "
+        "cancelled and the batch tried again.",
+    )
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="Redis used as the queue and for decisions."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +16,45 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 SQLITE_WRITE_OPTION = "avtor_sqlite_write"
 
 
-def create_store_engine(url: str, **options: Any) -> Engine:
-    """Create the engine for `url`: SQLite with WAL and locking writes, or PostgreSQL."""
+def create_store_engine(
+    url: str,
+    *,
+    lock_timeout: timedelta | None = None,
+    statement_timeout: timedelta | None = None,
+    **options: Any,
+) -> Engine:
+    """Create the engine for `url`: SQLite with WAL and locking writes, or PostgreSQL.
+
+    On PostgreSQL every session of the engine gives up waiting for a lock after
+    `lock_timeout` and cancels any statement running longer than `statement_timeout`,
+    each with an OperationalError the caller can retry; None waits as long as it takes.
+    SQLite writers wait for each other up to SQLITE_BUSY_TIMEOUT_SECONDS either way.
+    """
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url, **options)
     options.setdefault("pool_size", 5)
     options.setdefault("max_overflow", 10)
     options.setdefault("pool_recycle", 1800)
+    timeouts = {"lock_timeout": lock_timeout, "statement_timeout": statement_timeout}
+    session_options = " ".join(
+        f"-c {name}={_milliseconds(limit)}" for name, limit in timeouts.items() if limit is not None
+    )
+    if session_options:
+        connect_args = dict(options.pop("connect_args", {}))
+        given = connect_args.get("options", make_url(url).query.get("options", ""))
+        connect_args["options"] = f"{given} {session_options}".strip()
+        options["connect_args"] = connect_args
     return create_engine(url, **options)
 
 
 def describe_url(url: str) -> str:
     """The URL with its password hidden, for messages and logs."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+def _milliseconds(limit: timedelta) -> int:
+    # PostgreSQL reads 0 as "no limit": a limit shorter than a millisecond is one millisecond.
+    return max(1, round(limit.total_seconds() * 1000))
 
 
 def _sqlite_engine(url: str, **options: Any) -> Engine:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from adapters.sql import (
@@ -344,3 +346,56 @@ def test_a_lost_postgresql_connection_fails_the_fast_path_with_sqlalchemy_errors
     assert start(store, "ann", request_id="r-1") == [Outcome.GRANTED]
     assert rows_and_counter(store) == (2, 2)
     store.engine.dispose()
+
+
+def test_a_writer_gives_up_on_a_held_ledger_lock_after_the_lock_timeout(own_postgres_url: str) -> None:
+    store = SqlStore(
+        create_store_engine(
+            own_postgres_url, lock_timeout=timedelta(milliseconds=300), statement_timeout=timedelta(seconds=5)
+        )
+    )
+    licensed(store, 5)
+    holder = create_store_engine(own_postgres_url)
+    with holder.connect() as connection:
+        # A stuck writer: it holds the installation row's lock and does nothing.
+        connection.execute(text("SELECT id FROM installation WHERE id = 1 FOR UPDATE"))
+        began = time.monotonic()
+        with pytest.raises(OperationalError) as error:
+            start(store, "bob")
+        waited = time.monotonic() - began
+        connection.rollback()
+    assert isinstance(error.value.orig, psycopg.errors.LockNotAvailable)
+    assert 0.3 <= waited < 1.5
+    assert start(store, "bob") == [Outcome.GRANTED]  # the lock is free again: trying again works
+    holder.dispose()
+    store.engine.dispose()
+
+
+def test_a_statement_running_past_the_statement_timeout_is_cancelled(own_postgres_url: str) -> None:
+    engine = create_store_engine(
+        own_postgres_url, lock_timeout=timedelta(seconds=2), statement_timeout=timedelta(milliseconds=200)
+    )
+    with engine.connect() as connection:
+        settings = [
+            connection.execute(text(f"SHOW {name}")).scalar()
+            for name in ("lock_timeout", "statement_timeout")
+        ]
+        with pytest.raises(OperationalError) as error:
+            connection.execute(text("SELECT pg_sleep(2)"))
+    assert settings == ["2s", "200ms"]
+    assert isinstance(error.value.orig, psycopg.errors.QueryCanceled)
+    engine.dispose()
+
+
+def test_the_timeouts_keep_options_given_in_the_url(own_postgres_url: str) -> None:
+    url = (
+        make_url(own_postgres_url)
+        .update_query_dict({"options": "-c application_name=avtor-test"})
+        .render_as_string(hide_password=False)
+    )
+    engine = create_store_engine(url, lock_timeout=timedelta(seconds=1))
+    with engine.connect() as connection:
+        names = connection.execute(text("SELECT current_setting('application_name')")).scalar()
+        lock_timeout = connection.execute(text("SHOW lock_timeout")).scalar()
+    engine.dispose()
+    assert (names, lock_timeout) == ("avtor-test", "1s")

@@ -52,6 +52,25 @@ def test_settings_come_from_avtor_variables(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.store_url == "postgresql+psycopg://avtor@db/avtor"
 
 
+def test_the_store_timeouts_default_to_two_and_five_seconds_and_come_from_avtor_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AVTOR_STORE_LOCK_TIMEOUT", "AVTOR_STORE_STATEMENT_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert (settings.store_lock_timeout, settings.store_statement_timeout) == (
+        timedelta(seconds=2),
+        timedelta(seconds=5),
+    )
+    monkeypatch.setenv("AVTOR_STORE_LOCK_TIMEOUT", "0.5")
+    monkeypatch.setenv("AVTOR_STORE_STATEMENT_TIMEOUT", "1m")
+    settings = load_settings()
+    assert (settings.store_lock_timeout, settings.store_statement_timeout) == (
+        timedelta(seconds=0.5),
+        timedelta(minutes=1),
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "value", "says"),
     [
