@@ -116,7 +116,7 @@ class Pause:
     def wait(self, what: str, error: BaseException) -> None:
         if self.since is None:
             self.since = time.monotonic()
-            log.warning("%s (%s): deciding is paused and resumes by itself.", what, error)
+            log.warning("%s (%s): deciding is paused and resumes by itself.", what, _first_line(error))
         self.attempt += 1
         self.stopping.wait(random.uniform(0.05, min(2.0, 0.1 * 2 ** min(self.attempt, 5))))
 
@@ -128,6 +128,10 @@ class Pause:
 
     def outlasted_stop(self, grace: timedelta, stop_asked_at: float | None) -> bool:
         return stop_asked_at is not None and time.monotonic() - stop_asked_at > grace.total_seconds()
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 class EnrolmentConsumer:
@@ -265,7 +269,7 @@ class EnrolmentConsumer:
                 if self.pause.outlasted_stop(self.options.stop_grace, self.stop_asked_at):
                     log.warning("Stopping with %d starts undecided; they stay pending.", len(requests))
                     return [None] * len(requests)
-                self.pause.wait("The store cannot be reached", error)
+                self.pause.wait("The store cannot be reached or did not answer in time", error)
                 if time.monotonic() - last_held > self.options.visibility_timeout.total_seconds() / 3:
                     last_held = time.monotonic()
                     self._hold(entry_ids)
@@ -395,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     name = arguments.name or f"{socket.gethostname()}-{os.getpid()}"
     stream = RequestStream(redis_client(settings), name, int(settings.result_expires.total_seconds()))
-    store = wiring.store()
+    store = wiring.enrolment_store()
     grace = settings.grace_period
     consumer = EnrolmentConsumer(
         stream,

@@ -37,6 +37,17 @@ def store() -> SqlStore:
     return _store
 
 
+def enrolment_store() -> SqlStore:
+    """The enrolment consumer's store: on PostgreSQL, no lock or statement waits past its timeouts."""
+    current = settings()
+    engine = create_store_engine(
+        current.store_url,
+        lock_timeout=current.store_lock_timeout,
+        statement_timeout=current.store_statement_timeout,
+    )
+    return SqlStore(engine)
+
+
 def license_service() -> HttpLicenseService:
     """The process's license service client: one session, made on first use after the fork."""
     global _license_service

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 
@@ -164,3 +165,27 @@ def test_a_start_that_keeps_failing_is_set_aside_with_its_reason_and_answered(
     assert holders == set(), "a start set aside takes no seat"
     assert "set aside" in consumer.log()
     client.close()
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_stuck_lock_holder_pauses_deciding_which_resumes_by_itself(store_url: str, redis_url: str) -> None:
+    seed_licenses(store_url, **{"AVTR-LOCK-0001": 10})
+    env = {**consumer_environment(store_url, redis_url), "AVTOR_STORE_LOCK_TIMEOUT": "0.3s"}
+    with Consumers(env) as consumers:
+        consumer = consumers.start("lock-a")
+        holder = psycopg.connect(store_url.replace("postgresql+psycopg://", "postgresql://"))
+        try:
+            # Another session takes the ledger's lock and does not let go.
+            holder.execute("SELECT seats_in_use FROM installation WHERE id = 1 FOR UPDATE")
+            sent = send_starts(redis_url, 3, 5, 5)
+            consumer.wait_for_log("deciding is paused", timeout=30)
+            assert collect_decisions(redis_url, [start.request_id for start in sent], timeout=1) == {}
+            assert consumer.running()
+        finally:
+            holder.rollback()
+            holder.close()
+        decisions = collect_decisions(redis_url, [start.request_id for start in sent], timeout=30)
+        assert {decision["outcome"] for decision in decisions.values()} <= {"granted", "already_enrolled"}
+        assert len(decisions) == len(sent)
+        consumer.wait_for_log("Deciding resumed")
+        assert "lock timeout" in consumer.log()

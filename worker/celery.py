@@ -1,0 +1,5 @@
+"""Where `celery -A worker ...` finds the application (Celery looks for a `celery` module in the package)."""
+
+from worker.app import app
+
+__all__ = ["app"]
