@@ -1,9 +1,11 @@
-"""`python -m bench`: enrolment decisions against a no-op Celery task, on real Redis, PostgreSQL and SQLite.
+"""`python -m bench`: the enrolment consumer against the transport's own limit, on SQLite and PostgreSQL.
 
-For each store it starts two fleets of real worker processes with the manager's
-own settings: one on a ledger holding 100 seats, one on a ledger holding
-100,000. It measures in rounds, each enrolment figure next to its baseline, and
-prints medians; docs/benchmarks.md explains every figure.
+Every process is real: a Redis server; the baselines, a no-op stream consumer
+and a no-op Celery task; and `avtor-enrolment-consumer` processes, one per store
+and ledger size, each reading the stream of a Redis database of its own. It
+measures in rounds, each round measuring the baselines and then every figure of
+the product, and prints medians; a ratio is a round's figure over the same
+round's no-op stream consumer. docs/benchmarks.md explains every figure.
 """
 
 from __future__ import annotations
@@ -14,251 +16,253 @@ import json
 import os
 import platform
 import signal
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import redis
-
-from bench.app import NOOP_TASK
-from bench.load import Batch, latencies, pre_queue, stream, throughput, wait_for_results
+from bench.celery_baseline import CeleryBaseline
+from bench.figures import (
+    CELERY_QUEUED,
+    NOOP_QUEUED,
+    NOOP_STREAMED,
+    Figures,
+    large_ledger_label,
+    product_label,
+)
+from bench.load import Start, starts
+from bench.measurements import MeasuredConsumer
+from bench.noop_consumer import READY as NOOP_READY
+from bench.processes import ModuleProcess, peak_memory_mb
 from bench.stores import prepare_store, reset_seats
 from config import Settings
+from tests.support.consumers import ConsumerProcess
 from tests.support.servers import RedisProcess, make_redis_url, postgres_server
-from tests.support.workers import CeleryProcess, avtor_environment
+from tests.support.workers import avtor_environment
 
-ENROL_TASK = "avtor.enrol"
 SMALL_LEDGER = 100
+# The stream's key names are fixed: each consumer reads a Redis database of its own.
+NOOP_DB, CELERY_DB, FIRST_STORE_DB = 1, 2, 3
+WARM_UP = 500
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How much to measure, and with which worker settings."""
+    """How much to measure."""
 
-    requests: int
+    entries: int
+    celery_tasks: int
     rounds: int
     latency_seconds: float
+    lead_in_seconds: float
     large_ledger: int
-    nodes: int
-    concurrency: int | None
-    pool: str | None
+    batch_size: int
+    stores: tuple[str, ...]
+
+    @property
+    def timeout(self) -> float:
+        """How long one measurement may take before the run fails."""
+        return 120 + self.entries / 200
 
 
-@dataclass
-class Figures:
-    """What one store measured: rates and CPU per task by measurement, latencies, memory."""
+class Ledgers:
+    """One kind of store with two ledgers, 100 seats held and many, and an enrolment consumer on each."""
 
-    store: str
-    rates: dict[str, list[float]] = field(default_factory=dict)
-    cpu_ms: dict[str, list[float]] = field(default_factory=dict)
-    latency_ms: dict[str, tuple[float, float]] = field(default_factory=dict)
-    peak_memory_mb: float = 0.0
+    def __init__(self, kind: str, small_url: str, large_url: str, large_held: int) -> None:
+        self.kind = kind
+        self.urls = {SMALL_LEDGER: small_url, large_held: large_url}
+        self.large_held = large_held
+        self.processes: list[ConsumerProcess] = []
+        self.consumers: dict[int, MeasuredConsumer] = {}
 
-    def add(self, label: str, rate: float, cpu_ms: float) -> None:
-        self.rates.setdefault(label, []).append(rate)
-        self.cpu_ms.setdefault(label, []).append(cpu_ms)
-
-    def rate(self, label: str) -> float:
-        return statistics.median(self.rates[label])
-
-    def ratio(self, label: str, base: str) -> float:
-        """The median of the round-by-round ratios: each round's figure over that round's baseline."""
-        return statistics.median(a / b for a, b in zip(self.rates[label], self.rates[base], strict=True))
-
-
-class Fleet:
-    """Worker processes on one store and one Redis database, with a ledger of a set size."""
-
-    def __init__(self, name: str, store_url: str, redis_url: str, held: int, plan: Plan) -> None:
-        self.store_url, self.redis_url, self.held = store_url, redis_url, held
-        self.client = redis.Redis.from_url(redis_url)
-        env = avtor_environment(
-            database_url=store_url, redis_url=redis_url, license_server_url="http://127.0.0.1:9"
-        )
-        self.nodes = [
-            CeleryProcess.worker(
-                env,
-                f"{name}-{number}",
-                "avtor.enrolment",
-                plan.concurrency,
-                app="bench.app",
-                loglevel="WARNING",
-                pool=plan.pool,
+    def start(self, redis_url: str, redis_pid: int, first_db: int, batch_size: int) -> None:
+        """Fill both ledgers, start a consumer on each, and let each decide a few starts before timing."""
+        for db, (held, url) in enumerate(self.urls.items(), start=first_db):
+            prepare_store(url, seats=10**7, held=held)
+            env = avtor_environment(
+                database_url=url,
+                redis_url=make_redis_url(redis_url, db),
+                license_server_url="http://127.0.0.1:9",
+                enrolment_batch_size=str(batch_size),
             )
-            for number in range(plan.nodes)
-        ]
+            process = ConsumerProcess(env, f"bench-{self.kind}-{held}", "--log-level", "WARNING")
+            self.processes.append(process)
+            process.start(wait_for=None)
+            self.consumers[held] = MeasuredConsumer(redis_url, db, process.pid, redis_pid)
+        for held, consumer in self.consumers.items():
+            consumer.drain(starts("Warm", "warm", WARM_UP), "granted", timeout=120)
+            consumer.drain(starts("Warm", "warm-again", WARM_UP), "already_enrolled", timeout=120)
+            self.reset(held)
 
-    def start(self) -> None:
-        for node in self.nodes:
-            node.start(wait_for=None)
-        for task in (NOOP_TASK, ENROL_TASK):  # every process connects and loads before anything is timed
-            batch = pre_queue(self.client, task, editors("Warm", 300))
-            wait_for_results(self.client, batch.task_ids, timeout=180)
-        self.reset()
+    def reset(self, held: int = SMALL_LEDGER) -> None:
+        """Take back every seat granted since the ledger was filled (not timed)."""
+        reset_seats(self.urls[held], held)
 
-    def reset(self) -> None:
-        reset_seats(self.store_url, self.held)
-        self.client.flushdb()
+    @property
+    def small(self) -> MeasuredConsumer:
+        return self.consumers[SMALL_LEDGER]
 
-    def pids(self) -> list[int]:
-        return [pid for node in self.nodes for pid in [node.pid, *node.pool_pids()]]
+    @property
+    def large(self) -> MeasuredConsumer:
+        return self.consumers[self.large_held]
+
+    def peak_memory_mb(self) -> float:
+        return max(peak_memory_mb(process.pid) for process in self.processes)
 
     def stop(self) -> None:
-        for node in self.nodes:
-            node.cleanup()
+        for process in self.processes:
+            process.cleanup()
 
 
-def editors(prefix: str, count: int, start: int = 0) -> list[dict[str, str]]:
-    """Starts of `count` distinct editors, each with a request id of its own, as hosts send them."""
-    return [
-        {"username": f"sitecore\\{prefix}{number:07d}", "request_id": f"{prefix}-{number}"}
-        for number in range(start, start + count)
-    ]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print its tables."""
-    options = _arguments(argv)
-    # Stopped with SIGTERM, it still stops the workers and servers it started.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    plan = Plan(
-        requests=options.requests or (200 if options.quick else 3000),
-        rounds=options.rounds or (1 if options.quick else 3),
-        latency_seconds=2.0 if options.quick else 10.0,
-        large_ledger=2_000 if options.quick else 100_000,
-        nodes=options.nodes,
-        concurrency=options.concurrency,
-        pool=options.pool,
+def measure_baselines(
+    number: int, plan: Plan, noop: MeasuredConsumer, celery: CeleryBaseline, figures: Figures
+) -> float:
+    """The round's baselines (no-op stream consumer, Celery task); returns the rate streams are offered at."""
+    queued = noop.drain(
+        starts(f"N{number}-", f"r{number}-noop-q", plan.entries), "already_enrolled", plan.timeout
     )
-    print(_machine(), flush=True)
-    results = []
-    with _redis(options.redis_url) as (redis_url, redis_pid):
-        for store in options.stores.split(","):
-            with _stores(store) as (small_url, large_url):
-                figures = measure(store, small_url, large_url, redis_url, redis_pid, plan)
-                results.append(figures)
-                print(table(figures, plan), flush=True)
-    if options.json:
-        Path(options.json).write_text(json.dumps([vars(figures) for figures in results], indent=2))
-    return 0
+    figures.add(NOOP_QUEUED, queued)
+    # Streamed figures offer the rate the transport carries at most: a consumer that falls short falls behind.
+    offered = queued.rate
+    steady = starts(f"N{number}-", f"r{number}-noop-s", plan.entries)
+    figures.add(NOOP_STREAMED, noop.stream(steady, offered, "already_enrolled", plan.timeout))
+    figures.add(CELERY_QUEUED, celery.drain(plan.celery_tasks, plan.timeout))
+    return offered
 
 
-def measure(
-    store: str, small_url: str, large_url: str, redis_url: str, redis_pid: int | None, plan: Plan
-) -> Figures:
-    """Every figure for one store, measured in rounds so that noise hits baseline and enrolment alike."""
-    figures = Figures(store)
-    prepare_store(small_url, seats=10**7, held=SMALL_LEDGER)
-    prepare_store(large_url, seats=10**7, held=plan.large_ledger)
-    small = Fleet("small", small_url, make_redis_url(redis_url, 2), SMALL_LEDGER, plan)
-    large = Fleet("large", large_url, make_redis_url(redis_url, 3), plan.large_ledger, plan)
-    extra = [redis_pid] if redis_pid else []
-    try:
-        small.start()
-        large.start()
-        for number in range(plan.rounds):
-            names = editors(f"Round{number}-", plan.requests)
-            for label, fleet, task, kwargs, publish in (
-                ("baseline, pre-queued", small, NOOP_TASK, names, "queued"),
-                ("new editors, pre-queued", small, ENROL_TASK, names, "queued"),
-                ("enrolled editors, pre-queued", small, ENROL_TASK, names, "queued"),
-                ("new editors, large ledger", large, ENROL_TASK, names, "queued"),
-                ("baseline, streamed", small, NOOP_TASK, names, "streamed"),
-                ("new editors, streamed", small, ENROL_TASK, names, "streamed"),
-                ("enrolled editors, streamed", small, ENROL_TASK, names, "streamed"),
-            ):
-                if label.startswith("new editors"):
-                    fleet.reset()
-                rate, cpu = _timed(fleet, task, kwargs, publish, extra)
-                figures.add(label, rate, cpu)
-            small.reset()
-            large.reset()
-        offered = figures.rate("baseline, streamed") / 2
-        later = editors("Later", max(20, int(offered * plan.latency_seconds)))
-        for label in ("new editors", "enrolled editors"):
-            batch = stream(small.client, ENROL_TASK, later, offered)
-            results = wait_for_results(small.client, batch.task_ids, timeout=600)
-            figures.latency_ms[f"{label} at {offered:.0f}/s"] = latencies(batch, results)
-        figures.peak_memory_mb = max(_peak_memory_mb(pid) for pid in small.pids() + large.pids())
-    finally:
-        small.stop()
-        large.stop()
+def measure_store(number: int, plan: Plan, ledgers: Ledgers, offered: float, figures: Figures) -> None:
+    """The round's figures of one store: pre-queued, streamed, the large ledger, latency at half capacity."""
+    kind, small, timeout = ledgers.kind, ledgers.small, plan.timeout
+    queued = starts(f"Q{number}-", f"r{number}-{kind}-q", plan.entries)
+    steady = starts(f"S{number}-", f"r{number}-{kind}-s", plan.entries)
+
+    ledgers.reset()
+    new = small.drain(queued, "granted", timeout)
+    figures.add(product_label(kind, "new", "pre-queued"), new)
+    enrolled = small.drain(_again(queued), "already_enrolled", timeout)
+    figures.add(product_label(kind, "enrolled", "pre-queued"), enrolled)
+    ledgers.reset(ledgers.large_held)
+    figures.add(large_ledger_label(kind, ledgers.large_held), ledgers.large.drain(queued, "granted", timeout))
+    ledgers.reset(ledgers.large_held)
+
+    ledgers.reset()
+    figures.add(product_label(kind, "new", "streamed"), small.stream(steady, offered, "granted", timeout))
+    figures.add(
+        product_label(kind, "enrolled", "streamed"),
+        small.stream(_again(steady), offered, "already_enrolled", timeout),
+    )
+
+    ledgers.reset()
+    granted = 0
+    for editors, capacity, outcome in (
+        ("new", new.rate, "granted"),
+        ("enrolled", enrolled.rate, "already_enrolled"),
+    ):
+        rate = capacity / 2
+        lead_in = int(rate * plan.lead_in_seconds)
+        count = lead_in + max(100, int(rate * plan.latency_seconds))
+        # New editors claim seats; then those editors start again, in turn, as enrolled editors.
+        batch = starts(f"L{number}-", f"r{number}-{kind}-l-{editors}", count, distinct=granted or None)
+        granted = granted or count
+        figures.add_latency(
+            f"{kind}, {editors} editors", rate, small.latencies(batch, rate, outcome, timeout, lead_in)
+        )
+    ledgers.reset()
+
+
+def _again(batch: Sequence[Start]) -> list[Start]:
+    """The same editors starting again, under new request ids."""
+    return [Start(f"{start.request_id}-again", start.username) for start in batch]
+
+
+def run(plan: Plan, redis_url: str, redis_pid: int, stack: contextlib.ExitStack) -> Figures:
+    """Start every process, measure every round, and read the processes' peak memory."""
+    figures = Figures(list(plan.stores), plan.large_ledger)
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="avtor-bench-")))
+    noop_process = ModuleProcess(
+        "bench.noop_consumer",
+        "--redis-url",
+        make_redis_url(redis_url, NOOP_DB),
+        "--batch-size",
+        str(plan.batch_size),
+    )
+    stack.callback(noop_process.cleanup)
+    noop_process.start(NOOP_READY)
+    noop = MeasuredConsumer(redis_url, NOOP_DB, noop_process.pid, redis_pid)
+    noop.drain(starts("Warm", "warm", WARM_UP), "already_enrolled", timeout=60)
+
+    celery_store = f"sqlite:///{folder / 'celery.sqlite3'}"
+    prepare_store(celery_store, seats=10, held=0)
+    celery = CeleryBaseline(make_redis_url(redis_url, CELERY_DB), celery_store, redis_pid)
+    stack.callback(celery.stop)
+    celery.start()
+
+    all_ledgers = []
+    for index, kind in enumerate(plan.stores):
+        small_url, large_url = stack.enter_context(_store_urls(kind, folder))
+        ledgers = Ledgers(kind, small_url, large_url, plan.large_ledger)
+        stack.callback(ledgers.stop)
+        ledgers.start(redis_url, redis_pid, FIRST_STORE_DB + 2 * index, plan.batch_size)
+        all_ledgers.append(ledgers)
+
+    for number in range(plan.rounds):
+        began = time.monotonic()
+        offered = measure_baselines(number, plan, noop, celery, figures)
+        for ledgers in all_ledgers:
+            measure_store(number, plan, ledgers, offered, figures)
+        print(
+            f"round {number + 1} of {plan.rounds}: {time.monotonic() - began:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    for ledgers in all_ledgers:
+        figures.peak_memory_mb[f"{ledgers.kind} enrolment consumers"] = ledgers.peak_memory_mb()
+    figures.peak_memory_mb["no-op stream consumer"] = peak_memory_mb(noop.pid)
     return figures
 
 
-def _timed(
-    fleet: Fleet, task: str, kwargs: list[dict[str, str]], publish: str, extra: list[int]
-) -> tuple[float, float]:
-    """One measurement: its rate, and the CPU the workers and Redis spent on each task (ms)."""
-    pids = fleet.pids() + extra
-    before = _cpu_seconds(pids)
-    batch: Batch = (
-        pre_queue(fleet.client, task, kwargs)
-        if publish == "queued"
-        else stream(fleet.client, task, kwargs, None)
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its figures."""
+    options = _arguments(argv)
+    # Stopped with SIGTERM, it still stops the processes and servers it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    plan = Plan(
+        entries=options.entries or (300 if options.quick else 20_000),
+        celery_tasks=options.celery_tasks or (100 if options.quick else 3_000),
+        rounds=options.rounds or (1 if options.quick else 3),
+        latency_seconds=0.3 if options.quick else 3.0,
+        lead_in_seconds=0.1 if options.quick else 0.5,
+        large_ledger=2_000 if options.quick else 100_000,
+        batch_size=Settings().enrolment_batch_size,
+        stores=tuple(options.stores.split(",")),
     )
-    results = wait_for_results(fleet.client, batch.task_ids, timeout=900)
-    cpu = _cpu_seconds(pids) - before
-    failed = [result for result in results if result["status"] != "SUCCESS"]
-    if failed:
-        raise RuntimeError(f"{len(failed)} tasks failed, e.g. {failed[0]}")
-    return throughput(batch, results), 1000 * cpu / len(results)
-
-
-def table(figures: Figures, plan: Plan) -> str:
-    """The figures as a table; each enrolment rate also as a ratio to its baseline in the same round."""
-    defaults = Settings()
-    lines = [
-        f"\n{figures.store}: {plan.nodes} worker process(es), pool {plan.pool or defaults.worker_pool} x "
-        f"{plan.concurrency or defaults.worker_concurrency}, "
-        f"{plan.rounds} round(s) of {plan.requests:,} requests, medians",
-        f"{'measurement':<34} {'per second':>11} {'ratio':>7} {'CPU/task':>10}",
-    ]
-    for label in figures.rates:
-        base = "baseline, streamed" if "streamed" in label else "baseline, pre-queued"
-        cpu = statistics.median(figures.cpu_ms[label])
-        lines.append(
-            f"{label:<34} {figures.rate(label):>11.0f} {figures.ratio(label, base):>7.2f} {cpu:>7.2f} ms"
+    started = time.monotonic()
+    print(_machine(), flush=True)
+    print(
+        f"{plan.rounds} round(s) of {plan.entries:,} entries a figure ({plan.celery_tasks:,} Celery tasks), "
+        f"batch size {plan.batch_size}, latency over {plan.latency_seconds:g} s, medians of the rounds",
+        flush=True,
+    )
+    with contextlib.ExitStack() as stack:
+        redis_url, redis_pid = stack.enter_context(_redis())
+        figures = run(plan, redis_url, redis_pid, stack)
+    print(figures.table())
+    print("\nround by round (per second)")
+    print(figures.rounds())
+    print(f"\nthe run took {time.monotonic() - started:.0f} s", flush=True)
+    if options.json:
+        Path(options.json).write_text(
+            json.dumps({"plan": asdict(plan), "figures": asdict(figures)}, indent=2)
         )
-    cost = figures.ratio("new editors, pre-queued", "new editors, large ledger")
-    lines.append(
-        f"{f'claim cost, {plan.large_ledger:,} / {SMALL_LEDGER} seats held':<34} {'':>11} {cost:>7.2f}"
-    )
-    for label, (p50, p99) in figures.latency_ms.items():
-        lines.append(f"{'latency, ' + label:<34} p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-    lines.append(f"{'peak memory of a worker process':<34} {figures.peak_memory_mb:>11.1f} MB")
-    return "\n".join(lines)
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU time of these processes so far."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
-
-
-def _peak_memory_mb(pid: int) -> float:
-    """The peak resident memory (VmHWM) of a process, in MB."""
-    with contextlib.suppress(FileNotFoundError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return 0
 
 
 @contextlib.contextmanager
-def _redis(url: str | None) -> Iterator[tuple[str, int | None]]:
-    if url:
-        yield url, None
-        return
+def _redis() -> Iterator[tuple[str, int]]:
+    """A Redis server of the benchmark's own (it sets keyspace notifications while measuring latency)."""
     process = RedisProcess().start()
     try:
         assert process.process is not None
@@ -268,11 +272,9 @@ def _redis(url: str | None) -> Iterator[tuple[str, int | None]]:
 
 
 @contextlib.contextmanager
-def _stores(kind: str) -> Iterator[tuple[str, str]]:
+def _store_urls(kind: str, folder: Path) -> Iterator[tuple[str, str]]:
     if kind == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="avtor-bench-") as name:
-            folder = Path(name)
-            yield f"sqlite:///{folder / 'small.sqlite3'}", f"sqlite:///{folder / 'large.sqlite3'}"
+        yield f"sqlite:///{folder / 'small.sqlite3'}", f"sqlite:///{folder / 'large.sqlite3'}"
         return
     if kind != "postgresql":
         raise SystemExit(f"unknown store {kind!r}: use sqlite or postgresql")
@@ -292,26 +294,13 @@ def _machine() -> str:
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small counts and one round, for a smoke test")
-    parser.add_argument("--stores", default="postgresql,sqlite", help="comma-separated: postgresql, sqlite")
-    parser.add_argument("--requests", type=int, default=0, help="requests per measurement (default 3000)")
+    parser.add_argument("--stores", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--entries", type=int, default=0, help="entries per figure (default 20,000)")
+    parser.add_argument(
+        "--celery-tasks", type=int, default=0, help="tasks for the Celery baseline (default 3,000)"
+    )
     parser.add_argument("--rounds", type=int, default=0, help="rounds of measurements (default 3)")
-    parser.add_argument("--nodes", type=int, default=2, help="worker processes per fleet (default 2)")
-    parser.add_argument(
-        "--concurrency",
-        type=int,
-        default=None,
-        help="tasks at once per worker (default: AVTOR_WORKER_CONCURRENCY)",
-    )
-    parser.add_argument(
-        "--pool",
-        choices=["threads", "prefork"],
-        default=None,
-        help="Celery pool (default: AVTOR_WORKER_POOL)",
-    )
-    parser.add_argument(
-        "--redis-url", help="a Redis to use; database indexes 2 and 3 are emptied (default: start one)"
-    )
-    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--json", help="also write every figure, round by round, to this file")
     return parser.parse_args(argv)
 
 
