@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
+import json
 import re
 from datetime import timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "AVTOR_"
@@ -29,8 +32,41 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_HELP = "a duration such as 90s, 15m, 12h, 3d or 2w (or ISO 8601 like P3D, or plain seconds)"
 
 
+# Every process in development mode says this first.
+DEVELOPMENT_MODE_NOTICE = (
+    "DEVELOPMENT MODE (AVTOR_DEVELOPMENT_MODE=1): answers signed with the development license server's "
+    "key, whose private half ships with the manager, are trusted, and the license service may be reached "
+    "over plain HTTP. Never run an installation that editors use in this mode."
+)
+MISSING_PUBLIC_KEY = (
+    "AVTOR_LICENSE_SERVER_PUBLIC_KEY is not set, so no answer of the license service can be verified. "
+    "Set it to the license service's public key the vendor gave you (base64 of 32 bytes); on a "
+    "development machine with the development license server, set AVTOR_DEVELOPMENT_MODE=1 instead."
+)
+LOOPBACK_NAMES = frozenset({"localhost"})
+
+
 class SettingsError(Exception):
     """The environment holds a value the manager cannot start with."""
+
+
+@cache
+def development_public_key() -> str:
+    """The public key of the development license server's shipped key pair (anyone can sign with it)."""
+    text = (files("licenseserver") / "data" / "development-key-pair.json").read_text(encoding="utf-8")
+    return str(json.loads(text)["public_key"])
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` names this machine: localhost, 127.0.0.0/8 or ::1."""
+    if not host:
+        return False
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -107,12 +143,19 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="Redis used as the queue and for decisions."
     )
+    # Declared before the license service's settings: their checks depend on it.
+    development_mode: bool = Field(
+        default=False,
+        description="Development machines only: trust the development license server's shipped key when "
+        "no public key is set, and allow the license service over plain HTTP off this machine.",
+    )
     license_server_url: str = Field(
         default="http://127.0.0.1:8470", description="Base URL of the vendor's license service."
     )
     license_server_public_key: Annotated[str | None, BeforeValidator(_check_public_key)] = Field(
         default=None,
-        description="The vendor's Ed25519 public key (base64); when set, unsigned answers are refused.",
+        description="The vendor's Ed25519 public key (base64); every answer must be signed with it. "
+        "Required by the processes that call the license service, unless in development mode.",
     )
     revalidate_every: Duration = Field(
         default=timedelta(days=3), description="How often every license is re-validated."
@@ -187,11 +230,43 @@ class Settings(BaseSettings):
 
     @field_validator("license_server_url")
     @classmethod
-    def _license_server_url_scheme(cls, value: str) -> str:
+    def _license_server_url_scheme(cls, value: str, info: ValidationInfo) -> str:
         parts = urlsplit(value)
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise ValueError("must be an http:// or https:// URL, for example https://licensing.example.com")
+        if (
+            parts.scheme == "http"
+            and not is_loopback(parts.hostname)
+            and not info.data.get("development_mode")
+        ):
+            raise ValueError(
+                "is plain HTTP to another machine, where answers and keys could be read or changed on the "
+                "way: use the https:// URL of the license service (plain HTTP is allowed only on this "
+                "machine, 127.0.0.1 or localhost, or with AVTOR_DEVELOPMENT_MODE=1)"
+            )
         return value.rstrip("/")
+
+    @field_validator("license_server_public_key")
+    @classmethod
+    def _not_the_development_key(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value == development_public_key() and not info.data.get("development_mode"):
+            raise ValueError(
+                "is the development license server's key, whose private half ships with the manager, so "
+                "anyone can sign answers with it: set the public key the vendor gave you (on a development "
+                "machine, set AVTOR_DEVELOPMENT_MODE=1 to trust the development key)"
+            )
+        return value
+
+    def trusted_public_key(self) -> str:
+        """The key every answer of the license service must be signed with; SettingsError if there is none.
+
+        In development mode without a key of its own, it is the development license server's key.
+        """
+        if self.license_server_public_key:
+            return self.license_server_public_key
+        if self.development_mode:
+            return development_public_key()
+        raise SettingsError(MISSING_PUBLIC_KEY)
 
     @property
     def store_url(self) -> str:
