@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def utc_now() -> datetime:
@@ -27,3 +27,19 @@ def format_instant(moment: datetime, timespec: str = "auto") -> str:
     """Write an instant as RFC 3339 UTC with a Z, to the second or finer."""
     text = require_utc(moment).isoformat(timespec=timespec)
     return text.replace("+00:00", "Z")
+
+
+def format_duration(duration: timedelta) -> str:
+    """Write a duration the way the settings take it: `3d`, `1h 30m`, `45s`, `0.5s`."""
+    total = duration.total_seconds()
+    if total < 60 and total != int(total):
+        return f"{total:g}s"
+    seconds = round(total)
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts)

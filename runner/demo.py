@@ -22,8 +22,8 @@ from typing import Any
 import requests
 
 from config import Settings, SettingsError, hide_password, load_settings
-from domain.moments import parse_instant, utc_now
-from host_client import EnrolmentClient, EnrolmentTimeout
+from domain.moments import format_duration, parse_instant, utc_now
+from host_client import Decision, EnrolmentClient, EnrolmentTimeout
 from runner.redis_server import answers_ping
 
 AVTORLM = str(Path(sys.executable).with_name("avtorlm"))
@@ -60,7 +60,8 @@ class Demo:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.editors = EnrolmentClient(settings.redis_url)
+        # Editors' starts go through the hosts' Redis user (AVTOR_HOST_REDIS_URL in run.env).
+        self.editors = EnrolmentClient()
         self.vendor = requests.Session()
 
     def tell(self) -> None:
@@ -94,36 +95,63 @@ class Demo:
 
     def start_editors_until_refused(self) -> int:
         """3. Editors start Avtor until the seats run out; the next one is refused with the message."""
+        status = self.admin_json("status")
+        others = status["seats_in_use"]
+        if others:
+            print(
+                f"   {_users(others)} already {'holds a seat' if others == 1 else 'hold seats'} "
+                "(added before the demo); the demo counts from there."
+            )
+        if status["seats_free"] == 0:
+            raise OffScript(
+                f"the demo's licenses grant {status['seats_licensed']} seats and {_users(others)} already "
+                "hold them, so no editor of the demo can get one. Remove some users (`avtorlm user list`, "
+                "`avtorlm user remove NAME`) or run the demo on a new data folder "
+                "(AVTOR_DATA_DIR=data-demo scripts/run)."
+            )
         _step("3. Editors start Avtor (through Redis, as the CMS sends it) until the seats run out.")
         for number in range(1, MOST_EDITORS + 1):
             decision = self.start(EDITOR.format(number))
             if not decision["allowed"]:
-                _expect(decision["outcome"] == "no_seats", f"the refusal should be no_seats: {decision}")
+                _expect_outcome(EDITOR.format(number), "refused for want of a seat", "no_seats", decision)
                 return number - 1
-        raise OffScript(f"{MOST_EDITORS} editors started and none was refused: are there that many seats?")
+        raise OffScript(
+            f"{MOST_EDITORS} editors started and none was refused: the licenses grant more seats than the "
+            "demo expects."
+        )
 
     def remove_a_license(self, seated: int) -> None:
         """4. Removing a license leaves more users than seats: nobody may use Avtor."""
         _step("4. The administrator removes the 3-seat license: more users hold seats than licensed.")
         self.admin("license", "remove", THREE)
         status = self.admin_json("status")
-        _expect(status["over_limit_by"] > 0, f"the seats should be over the limit: {status}")
-        decision = self.start(EDITOR.format(1))
         _expect(
-            decision["outcome"] == "over_limit", f"a seat holder should be refused as over limit: {decision}"
+            status["over_limit_by"] > 0,
+            f"more users should hold seats than licensed, but {status['seats_in_use']} hold seats and "
+            f"{status['seats_licensed']} are licensed",
         )
+        decision = self.start(EDITOR.format(1))
+        _expect_outcome(EDITOR.format(1), "refused because users are over the limit", "over_limit", decision)
         self.seated = seated
 
     def remove_users(self) -> None:
         """5. Removing users brings the count back within the seats: allowed again."""
         status = self.admin_json("status")
         excess = status["over_limit_by"]
-        users = "1 user" if excess == 1 else f"{excess} users"
-        _step(f"5. The administrator removes {users}; everyone left may use Avtor again.")
+        if excess > self.seated:
+            raise OffScript(
+                f"{_users(excess)} must be removed to get back under the limit, but the demo seated only "
+                f"{self.seated} and does not remove users it did not add. Remove some yourself "
+                "(`avtorlm user list`, `avtorlm user remove NAME`) or run the demo on a new data folder."
+            )
+        _step(f"5. The administrator removes {_users(excess)}; everyone left may use Avtor again.")
         for number in range(self.seated, self.seated - excess, -1):
             self.admin("user", "remove", EDITOR.format(number))
-        decision = self.start(EDITOR.format(1))
-        _expect(decision["allowed"], f"a seat holder should be allowed again: {decision}")
+        holders = [user["username"] for user in self.admin_json("user", "list", "--all")["users"]]
+        _expect(bool(holders), "someone should still hold a seat, but nobody does")
+        remaining = EDITOR.format(1) if self.seated > excess else holders[0]
+        decision = self.start(remaining)
+        _expect_outcome(remaining, "allowed again", "already_enrolled", decision)
 
     def vendor_adds_seats(self, seated: int) -> None:
         """6. The vendor adds seats to a license; a refresh through the workers picks them up."""
@@ -135,9 +163,7 @@ class Demo:
         )
         self.admin("license", "refresh", FIVE)
         decision = self.start(EDITOR.format(seated + 1))
-        _expect(
-            decision["outcome"] == "granted", f"the new seats should be free for a new editor: {decision}"
-        )
+        _expect_outcome(EDITOR.format(seated + 1), "given one of the new seats", "granted", decision)
 
     def schedule_revalidates(self) -> None:
         """7. Beat re-validates the license on its own: its last verified time moves."""
@@ -147,8 +173,8 @@ class Demo:
         print(f"   last verified {verified}; next scheduled check {license['next_revalidation_at']}")
         if due - utc_now() > LONGEST_SCHEDULE_WAIT:
             print(
-                f"   That is more than {LONGEST_SCHEDULE_WAIT.seconds // 60} minutes away "
-                f"(AVTOR_REVALIDATE_EVERY={self.settings.revalidate_every}). "
+                f"   That is more than {format_duration(LONGEST_SCHEDULE_WAIT)} away "
+                f"(AVTOR_REVALIDATE_EVERY={format_duration(self.settings.revalidate_every)}). "
                 "Start `scripts/run --demo-schedule` to watch it happen within seconds."
             )
             return
@@ -190,7 +216,7 @@ class Demo:
                 return dict(license)
         raise OffScript(f"the license {key[:-4]}… is not in the list")
 
-    def start(self, editor: str) -> dict[str, Any]:
+    def start(self, editor: str) -> Decision:
         """An editor starts Avtor: the host's message through Redis, and the decision."""
         try:
             decision = self.editors.enrol(editor, request_id=f"demo-{uuid.uuid4()}", timeout=DECISION_SECONDS)
@@ -260,6 +286,19 @@ def _step(title: str) -> None:
 def _expect(condition: bool, problem: str) -> None:
     if not condition:
         raise OffScript(problem)
+
+
+def _expect_outcome(editor: str, expected: str, outcome: str, decision: Decision) -> None:
+    """Stop unless the decision's outcome is `outcome`, saying in words what was expected and found."""
+    if decision["outcome"] != outcome:
+        raise OffScript(
+            f"{editor} should have been {expected} ({outcome}), but the manager answered "
+            f"{decision['outcome']}: \"{decision['message']}\""
+        )
+
+
+def _users(count: int) -> str:
+    return "1 user" if count == 1 else f"{count} users"
 
 
 def _quoted(argument: str) -> str:
