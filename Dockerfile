@@ -8,6 +8,10 @@ ENV PYTHONUNBUFFERED=1 \
     AVTOR_DATA_DIR=/var/lib/avtor
 
 WORKDIR /src
+# The dependencies at the versions locked in requirements/image.txt (made by scripts/lock),
+# every file checked against its hash; this layer is rebuilt only when the lock changes.
+COPY requirements/image.txt ./requirements/
+RUN pip install --require-hashes --no-deps -r requirements/image.txt
 COPY pyproject.toml README.md ./
 COPY adapters ./adapters
 COPY cli ./cli
@@ -18,9 +22,10 @@ COPY licenseserver ./licenseserver
 COPY runner ./runner
 COPY tasks ./tasks
 COPY worker ./worker
-# A regular (not editable) install: the console scripts avtorlm and avtor-license-server,
-# `celery -A worker`, and Flower from the monitoring extra.
-RUN pip install ".[monitoring]"
+# A regular (not editable) install of the project itself: the console scripts avtorlm and
+# avtor-license-server, `celery -A worker`, and Flower from the monitoring extra. Without an
+# index, so that the build fails if the lock lacks anything pyproject.toml asks for.
+RUN pip install --no-index --no-build-isolation ".[monitoring]"
 
 # Run as an unprivileged user; beat keeps its schedule file in the data folder.
 RUN useradd --system --uid 10001 --home-dir /var/lib/avtor avtor \

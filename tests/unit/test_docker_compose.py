@@ -103,7 +103,13 @@ def test_flower_comes_from_the_monitoring_extra_that_the_image_installs() -> Non
         requirement.startswith("flower")
         for requirement in PYPROJECT["project"]["optional-dependencies"]["monitoring"]
     )
-    assert 'pip install ".[monitoring]"' in DOCKERFILE
+    assert 'pip install --no-index --no-build-isolation ".[monitoring]"' in DOCKERFILE
+
+
+def test_the_image_installs_the_locked_versions() -> None:
+    assert "pip install --require-hashes --no-deps -r requirements/image.txt" in DOCKERFILE
+    locked = (ROOT / "requirements" / "image.txt").read_text(encoding="utf-8")
+    assert re.search(r"^flower==", locked, re.MULTILINE), "requirements/image.txt lacks the monitoring extra"
 
 
 def test_the_image_holds_every_package_of_the_project() -> None:
