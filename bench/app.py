@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 
+from bench.celery_baseline import NOOP_QUEUE, NOOP_TASK
 from worker.app import app
 
-NOOP_TASK = "bench.noop"
-NOOP_QUEUE = "bench.noop"
-
-app.conf.task_queues = [*app.conf.task_queues, Queue(NOOP_QUEUE)]
+app.conf.task_queues = [
+    *app.conf.task_queues,
+    Queue(NOOP_QUEUE, Exchange(NOOP_QUEUE), routing_key=NOOP_QUEUE),
+]
 
 
 @app.task(name=NOOP_TASK, queue=NOOP_QUEUE)
