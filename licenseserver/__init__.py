@@ -1,6 +1,6 @@
-"""The development license server: the vendor's license service (contract v1) for local runs, demos and tests.
+"""The development license server: the vendor's license service (v1 and v2) for local runs, demos and tests.
 
-It is not the vendor's server. It follows `license-service-v1.md` on its own,
-without importing the manager's client, so that tests against it catch a client
-that drifts from the contract.
+It is not the vendor's server. It follows the contract on its own, without
+importing the manager's client, so that tests against it catch a client that
+drifts from the contract.
 """

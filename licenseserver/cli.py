@@ -74,8 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="avtor-license-server",
-        description="The development license server: follows the vendor's license service contract v1, "
-        "with switches under /_dev for tests and demos. Never for production.",
+        description="The development license server: answers like the vendor's license service, API "
+        "versions 1 and 2, with switches under /_dev for tests and demos. Never for production.",
     )
     parser.add_argument(
         "--keys", type=Path, help="JSON file of license keys (default: the shipped demo keys)"
@@ -101,6 +101,8 @@ def _announce(server: LicenseServer, signer: Signer, key_count: int, keys_path: 
     print(f"  export AVTOR_LICENSE_SERVER_URL=http://{host!s}:{port}")
     print(f"  export AVTOR_LICENSE_SERVER_PUBLIC_KEY={signer.public_key}")
     if signer.is_development_key:
+        # The manager trusts the development key only in development mode.
+        print("  export AVTOR_DEVELOPMENT_MODE=1")
         print(f"WARNING: {DEVELOPMENT_WARNING}")
     sys.stdout.flush()
 

@@ -1,9 +1,10 @@
-"""The development license server over HTTP: contract v1 plus `/_dev/*` switches."""
+"""The development license server over HTTP: contract v1 and v2 side by side, plus `/_dev/*` switches."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -15,14 +16,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
+from domain.licenses import masked_key
 from licenseserver.faults import Faults, FaultsError, read_faults
 from licenseserver.keys import KeyRecord, KeysFileError, canonical_key, changed_key, format_instant, new_key
 from licenseserver.signing import Signer
 
 log = logging.getLogger("licenseserver")
 
-VALIDATE_PATH = "/v1/licenses/validate"
+VALIDATE_V1_PATH = "/v1/licenses/validate"
+VALIDATE_V2_PATH = "/v2/licenses/validate"
 DEV_KEYS_PREFIX = "/_dev/keys/"
+# v2's nonce: 16 to 64 characters of the URL-safe base64 alphabet.
+NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+KEY_IN_PATH = re.compile(re.escape(DEV_KEYS_PREFIX) + r"([^\s?\"]+)")
 MAX_BODY_BYTES = 64 * 1024
 REQUEST_LOG_LENGTH = 10_000
 GARBAGE = b"<html><body><h1>502 Bad Gateway</h1><p>The proxy could not reach the upstream.</p></body></html>"
@@ -30,6 +36,16 @@ GARBAGE = b"<html><body><h1>502 Bad Gateway</h1><p>The proxy could not reach the
 
 class BadRequest(Exception):
     """A request the server answers with 400 and this message."""
+
+
+@dataclass(frozen=True)
+class _Validation:
+    """What one validation request asks; `nonce` only in v2."""
+
+    key: str
+    installation_id: str
+    seats_in_use: int
+    nonce: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,8 +165,8 @@ class LicenseRequestHandler(BaseHTTPRequestHandler):
         self._route("DELETE")
 
     def log_message(self, format: str, *args: Any) -> None:
-        # Paths never carry a full key except under /_dev, which is this server's own business.
-        log.info("%s %s", self.address_string(), format % args)
+        # Paths under /_dev/keys/ carry a key: the log shows it masked, like every log of the manager.
+        log.info("%s %s", self.address_string(), masked_paths(format % args))
 
     @property
     def state(self) -> LicenseServerState:
@@ -159,7 +175,8 @@ class LicenseRequestHandler(BaseHTTPRequestHandler):
     def _route(self, method: str) -> None:
         path = self.path.split("?", 1)[0]
         routes: dict[tuple[str, str], Callable[[], None]] = {
-            ("POST", VALIDATE_PATH): self._validate,
+            ("POST", VALIDATE_V1_PATH): lambda: self._validate(version=1),
+            ("POST", VALIDATE_V2_PATH): lambda: self._validate(version=2),
             ("GET", "/_dev/faults"): lambda: self._send_json(200, self.state.faults.as_json()),
             ("POST", "/_dev/faults"): self._set_faults,
             ("DELETE", "/_dev/faults"): self._clear_faults,
@@ -184,55 +201,69 @@ class LicenseRequestHandler(BaseHTTPRequestHandler):
 
     # --- the contract -------------------------------------------------------------------------
 
-    def _validate(self) -> None:
-        entry: dict[str, Any] = {"received_at": format_instant(datetime.now(UTC))}
+    def _validate(self, version: int) -> None:
+        entry: dict[str, Any] = {"received_at": format_instant(datetime.now(UTC)), "version": version}
         try:
-            key, installation_id, seats_in_use = _validation_request(self._read_json())
+            request = _validation_request(self._read_json(), version)
         except BadRequest as error:
             self.state.record_validation({**entry, "answer": 400})
             self._send_error(400, "bad_request", str(error))
             return
         faults = self.state.take_faults()
         entry.update(
-            license_key=key,
-            installation_id=installation_id,
-            seats_in_use=seats_in_use,
+            license_key=masked_key(request.key),
+            installation_id=request.installation_id,
+            seats_in_use=request.seats_in_use,
             faults=faults.as_json(),
         )
+        if request.nonce is not None:
+            entry["nonce"] = request.nonce
         if faults.delay_seconds:
             time.sleep(faults.delay_seconds)
-        reply = self._answer_validation(key, faults)
+        reply = self._answer_validation(request, faults)
         # Logged before it is sent, so whoever got the answer also finds it in the log.
         self.state.record_validation({**entry, "answer": reply.label})
         self._send(reply.status, reply.body, reply.content_type, reply.headers)
 
-    def _answer_validation(self, key: str, faults: Faults) -> _Reply:
+    def _answer_validation(self, request: _Validation, faults: Faults) -> _Reply:
         if faults.fail_with is not None:
             headers = {} if faults.retry_after is None else {"Retry-After": str(faults.retry_after)}
             error = {"error": "unavailable", "message": _failure_message(faults.fail_with)}
             return _Reply.json(faults.fail_with, error, headers)
         if faults.garbage:
             return _Reply(200, GARBAGE, "text/html", label="garbage")
-        record = self.state.key(key)
+        record = self.state.key(request.key)
+        issued_at = str(format_instant(datetime.now(UTC)))
+        if request.nonce is not None:
+            return self._answer_v2(request, request.nonce, record, issued_at, faults)
         if record is None:
             return _Reply.json(
                 404, {"error": "unknown_license", "message": "No license with this key exists."}
             )
-        license = {
-            "key": record.key,
-            "status": record.status,
-            "seats": record.seats,
-            "expires_at": format_instant(record.expires_at),
-            "issued_at": format_instant(datetime.now(UTC)),
-            "customer": record.customer,
-        }
-        body: dict[str, Any] = {"license": license}
+        license = {**_license_object(record), "issued_at": issued_at}
+        return _Reply.json(200, self._signed("license", license, faults))
+
+    def _answer_v2(
+        self, request: _Validation, nonce: str, record: KeyRecord | None, issued_at: str, faults: Faults
+    ) -> _Reply:
+        """v2: 200 `known` or 404 `unknown`, both signed, bound to the request's nonce and installation."""
+        answer: dict[str, Any] = (
+            {"outcome": "unknown", "message": "No license with this key exists."}
+            if record is None
+            else {"outcome": "known", "license": _license_object(record)}
+        )
+        answer.update(installation_id=request.installation_id, nonce=nonce, issued_at=issued_at)
+        return _Reply.json(404 if record is None else 200, self._signed("answer", answer, faults))
+
+    def _signed(self, name: str, signed: dict[str, Any], faults: Faults) -> dict[str, Any]:
+        """`{name: signed, "signature": ...}`, the signature as the fault switches want it."""
+        body: dict[str, Any] = {name: signed}
         if faults.signature == "wrong":
             # A genuine signature, but of other content: what a tampered answer looks like.
-            body["signature"] = self.state.signer.sign({**license, "seats": record.seats + 1000})
+            body["signature"] = self.state.signer.sign({**signed, "tampered": True})
         elif faults.signature != "missing":
-            body["signature"] = self.state.signer.sign(license)
-        return _Reply.json(200, body)
+            body["signature"] = self.state.signer.sign(signed)
+        return body
 
     # --- the switches -------------------------------------------------------------------------
 
@@ -316,8 +347,24 @@ def _failure_message(status: int) -> str:
         return f"The license service is switched to fail with {status}."
 
 
-def _validation_request(request: object) -> tuple[str, str, int]:
-    """The key, installation id and seats in use of a validation request, or BadRequest."""
+def masked_paths(text: str) -> str:
+    """`text` with every key in a `/_dev/keys/{key}` path masked."""
+    return KEY_IN_PATH.sub(lambda match: DEV_KEYS_PREFIX + masked_key(unquote(match.group(1))), text)
+
+
+def _license_object(record: KeyRecord) -> dict[str, Any]:
+    """The `license` object of an answer about `record` (v1 adds `issued_at` to it)."""
+    return {
+        "key": record.key,
+        "status": record.status,
+        "seats": record.seats,
+        "expires_at": format_instant(record.expires_at),
+        "customer": record.customer,
+    }
+
+
+def _validation_request(request: object, version: int) -> _Validation:
+    """What a validation request of contract `version` asks, or BadRequest."""
     if not isinstance(request, dict):
         raise BadRequest("the request body must be a JSON object")
     try:
@@ -336,4 +383,9 @@ def _validation_request(request: object) -> tuple[str, str, int]:
     seats_in_use = request.get("seats_in_use")
     if isinstance(seats_in_use, bool) or not isinstance(seats_in_use, int) or seats_in_use < 0:
         raise BadRequest("seats_in_use must be a whole number, 0 or more")
-    return key, installation_id, seats_in_use
+    if version == 1:
+        return _Validation(key, installation_id, seats_in_use)
+    nonce = request.get("nonce")
+    if not isinstance(nonce, str) or not NONCE_PATTERN.match(nonce):
+        raise BadRequest("nonce must be 16 to 64 characters of the URL-safe base64 alphabet")
+    return _Validation(key, installation_id, seats_in_use, nonce)

@@ -24,14 +24,17 @@ class KeyPairError(ValueError):
     """A key pair file that cannot be used."""
 
 
-def canonical_license_json(license: dict[str, Any]) -> bytes:
-    """The bytes the signature covers: the contract's canonical JSON of the `license` object."""
-    return json.dumps(license, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+def canonical_json(signed: dict[str, Any]) -> bytes:
+    """The bytes the signature covers: the contract's canonical JSON of the signed object.
+
+    The object is `license` in v1 and `answer` in v2.
+    """
+    return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 @dataclass(frozen=True)
 class Signer:
-    """Signs `license` objects with one Ed25519 private key."""
+    """Signs answers (v1's `license`, v2's `answer`) with one Ed25519 private key."""
 
     private_key: Ed25519PrivateKey
     is_development_key: bool
@@ -42,9 +45,9 @@ class Signer:
         raw = self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         return base64.b64encode(raw).decode("ascii")
 
-    def sign(self, license: dict[str, Any]) -> str:
-        """The base64 signature of `license`."""
-        return base64.b64encode(self.private_key.sign(canonical_license_json(license))).decode("ascii")
+    def sign(self, signed: dict[str, Any]) -> str:
+        """The base64 signature of `signed`."""
+        return base64.b64encode(self.private_key.sign(canonical_json(signed))).decode("ascii")
 
 
 def development_signer() -> Signer:

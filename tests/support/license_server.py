@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 
+from domain.licenses import masked_key
 from tests.support.servers import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,9 +106,12 @@ class LicenseServerProcess:
         self._call("DELETE", f"/_dev/keys/{key}")
 
     def validations(self, key: str | None = None) -> list[dict[str, Any]]:
-        """The validation requests the server received, oldest first; only `key`'s if given."""
+        """The validation requests the server received, oldest first; only `key`'s if given.
+
+        The server keeps keys masked: `key` is told apart from the others by its last four characters.
+        """
         received: list[dict[str, Any]] = self._call("GET", "/_dev/validations")
-        return [entry for entry in received if key is None or entry.get("license_key") == key]
+        return [entry for entry in received if key is None or entry.get("license_key") == masked_key(key)]
 
     def forget_validations(self) -> None:
         """Empty the server's log of validation requests."""
