@@ -1,9 +1,10 @@
 """Avtor license keys and what each grants at a given instant.
 
-The rules follow the table at the end of the license service contract: only an
-active, unexpired, verified license grants seats; a license whose service cannot
-be reached keeps what it last granted for a grace period; a clock that goes
-backwards never extends a license.
+The rules follow the license service contract: only an active, unexpired,
+verified license grants seats; a license whose service cannot be reached keeps
+what it last granted for a grace period, counted from when the service issued
+its last accepted answer; a clock that goes backwards never extends a license;
+an answer issued before one already accepted is refused.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from domain.moments import require_utc
+from domain.moments import format_instant, require_utc
 
 MAX_KEY_LENGTH = 128
 
@@ -70,7 +71,7 @@ def masked_key(key: str) -> str:
 
 @dataclass(frozen=True)
 class ServiceAnswer:
-    """A verified 200 answer of the license service about one key."""
+    """A verified answer of the license service about one key it knows."""
 
     key: str
     status: str
@@ -132,41 +133,72 @@ class License:
         return max([require_utc(now), *seen])
 
     def record_answer(self, answer: ServiceAnswer, now: datetime) -> bool:
-        """Take a verified answer; refuse (False) one older than an answer already seen."""
-        if self.latest_issued_at is not None and answer.issued_at < self.latest_issued_at:
-            self.record_failure(
-                "The license service sent an answer older than one already received; it was ignored.", now
-            )
+        """Take a verified answer; refuse (False) one issued before an answer already accepted.
+
+        Grace runs from the answer's `issued_at`, not from when it was received.
+        """
+        if not self._refuse_if_outdated(answer.issued_at, now):
             return False
         self.seats = answer.seats
         self.service_status = answer.status
         self.expires_at = answer.expires_at
         self.customer = answer.customer
-        self.verified_at = max(require_utc(now), self.verified_at or now)
+        self.verified_at = require_utc(answer.issued_at)
         self.latest_issued_at = answer.issued_at
-        self.last_checked_at = now
+        self._checked(now)
         self.last_error = None
         self.failed_checks = 0
         return True
 
-    def record_rejection(self, message: str, now: datetime) -> None:
-        """The service does not know the key any more: it grants nothing from now on."""
+    def record_rejection(self, message: str, now: datetime, issued_at: datetime | None = None) -> bool:
+        """The service does not know the key any more: it grants nothing from now on.
+
+        A rejection issued before an answer already accepted is refused (False).
+        """
+        if issued_at is not None and not self._refuse_if_outdated(issued_at, now):
+            return False
         self.service_status = None
         self.verified_at = None
         self.seats = 0
-        self.last_checked_at = now
+        if issued_at is not None:
+            self.latest_issued_at = issued_at
+        self._checked(now)
         self.last_error = message
         self.failed_checks = 0
+        return True
+
+    def _refuse_if_outdated(self, issued_at: datetime, now: datetime) -> bool:
+        """False, with the failure recorded, if `issued_at` is earlier than an answer already accepted."""
+        if self.latest_issued_at is None or issued_at >= self.latest_issued_at:
+            return True
+        self.record_failure(outdated_answer(issued_at, self.latest_issued_at), now)
+        return False
 
     def record_failure(self, reason: str, now: datetime) -> None:
         """The service could not confirm the key; what was verified last still stands."""
-        self.last_checked_at = now
+        self._checked(now)
         self.last_error = reason
         self.failed_checks += 1
+
+    def _checked(self, now: datetime) -> None:
+        """Note a check at `now`; a clock set back since an earlier check does not move it back."""
+        now = require_utc(now)
+        self.last_checked_at = now if self.last_checked_at is None else max(now, self.last_checked_at)
 
     def copy(self) -> License:
         """An independent copy, for comparing before and after."""
         return replace(self)
+
+
+def outdated_answer(issued_at: datetime, latest_issued_at: datetime) -> str:
+    """Why an answer issued before the latest accepted one is not trusted, for the administrator."""
+    return (
+        "The license could not be verified: the license service's answer was not trusted: it was "
+        f"issued at {format_instant(issued_at)}, before the answer already accepted for this key "
+        f"({format_instant(latest_issued_at)}), so it may be a replay of an old answer. What was "
+        "verified last stands; if this repeats, check what sits between the manager and the license "
+        "service (AVTOR_LICENSE_SERVER_URL)."
+    )
 
 
 def retry_delay(failed_checks: int, revalidate_every: timedelta) -> timedelta:

@@ -156,16 +156,21 @@ class Verified:
 
 @dataclass(frozen=True)
 class Rejected:
-    """The license service explicitly refused the key (unknown key, malformed request)."""
+    """The license service explicitly refused the key (a signed "unknown"), or the request (400)."""
 
     message: str
     # A 400 refuses the request, not the key: a key validated before keeps what it was granted.
     malformed_request: bool = False
+    # When the service signed the refusal; None for a 400, which is never signed.
+    issued_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class Unverifiable:
-    """No trustworthy answer: the service was unreachable, failed, or sent a bad signature."""
+    """No trustworthy answer: the service was unreachable or failed, or its answer failed a check.
+
+    "Could not verify" is never "invalid" and never "valid": what was verified last stands.
+    """
 
     reason: str
     # The service asked not to be called again before this long (Retry-After).

@@ -1,44 +1,72 @@
-"""The client of the vendor's license service: `POST /v1/licenses/validate` with timeouts and retries.
+"""The client of the vendor's license service: `POST /v2/licenses/validate`, signed answers only.
 
-Transient failures (no connection, a timeout, 429, 5xx, a body that is not JSON)
-are tried again a few times with exponential backoff and jitter, honouring
-Retry-After; then the key "could not be verified". A 404 or 400 is an answer.
+Every attempt is a new request with a fresh nonce, and its answer counts only if
+it passes the contract's checks (`answers.read_answer`); an answer that fails one
+is "could not verify", logged as an error naming the check.
+
+Retries follow a urllib3 `Retry` (429 and 5xx, connection errors and timeouts,
+backoff with jitter, Retry-After respected). It is not mounted on the session's
+adapter, because urllib3 would send the same body again, and the contract wants
+a new nonce for every retry: this client asks the policy, through `Retry`'s
+public methods, whether and when to try again, and builds a new request each time.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import timedelta
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader, MaxRetryError
+from urllib3.util.retry import Retry
 
 from adapters.license_service.answers import (
-    UnusableAnswer,
-    check_signature,
+    UNKNOWN,
+    UntrustedAnswer,
+    ValidationRequest,
     public_key_from_base64,
-    read_license,
+    read_answer,
 )
 from domain.licenses import masked_key
+from domain.moments import utc_now
 from domain.ports import Rejected, Unverifiable, ValidationResult, Verified
 
 log = logging.getLogger(__name__)
 
-VALIDATE_PATH = "/v1/licenses/validate"
+VALIDATE_PATH = "/v2/licenses/validate"
 PRODUCT = "avtor"
-USER_AGENT = "avtor-license-manager/1"
+USER_AGENT = "avtor-license-manager/2"
+# The contract's transient answers: the service could not answer, try again later.
+TRANSIENT_STATUSES = frozenset({429, *range(500, 600)})
+
+
+def retry_policy(attempts: int, first_pause: float, longest_pause: float) -> Retry:
+    """How one validation is tried again: `attempts` in all, pauses doubling up to `longest_pause`."""
+    return Retry(
+        total=attempts - 1,
+        allowed_methods=frozenset({"POST"}),
+        status_forcelist=TRANSIENT_STATUSES,
+        respect_retry_after_header=True,
+        backoff_factor=first_pause,
+        backoff_max=longest_pause,
+        backoff_jitter=first_pause,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
 
 
 @dataclass(frozen=True)
 class _Transient:
-    """A failure worth another try."""
+    """A failure worth another try, with what urllib3's Retry needs to count it."""
 
     reason: str
+    response: Any = None  # the urllib3 response of a transient status
+    error: Exception | None = None
     retry_after: float | None = None
 
 
@@ -48,7 +76,7 @@ class HttpLicenseService:
     def __init__(
         self,
         base_url: str,
-        public_key: str | None,
+        public_key: str,
         connect_timeout: float,
         read_timeout: float,
         attempts: int = 3,
@@ -57,14 +85,17 @@ class HttpLicenseService:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.url = base_url.rstrip("/") + VALIDATE_PATH
-        self._public_key = None if public_key is None else public_key_from_base64(public_key)
+        self._public_key = public_key_from_base64(public_key)
         self._timeout = (connect_timeout, read_timeout)
         self._attempts = attempts
-        self._first_pause = first_pause
         self._longest_pause = longest_pause
+        self._retry = retry_policy(attempts, first_pause, longest_pause)
         self._sleep = sleep
         self._session = requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
+        # No resending inside urllib3: a retry is a new request with a new nonce (see above).
+        for scheme in ("https://", "http://"):
+            self._session.mount(scheme, HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=False)))
 
     @property
     def longest_validation(self) -> timedelta:
@@ -76,114 +107,111 @@ class HttpLicenseService:
 
     def validate(self, key: str, installation_id: str, seats_in_use: int) -> ValidationResult:
         """Ask the service what `key` grants: verified, rejected, or could not verify."""
-        body = {
-            "license_key": key,
-            "installation_id": installation_id,
-            "product": PRODUCT,
-            "seats_in_use": seats_in_use,
-        }
-        for attempt in range(1, self._attempts + 1):
-            outcome = self._ask(key, body)
+        retry = self._retry
+        while True:
+            outcome = self._ask(ValidationRequest.new(key, installation_id, seats_in_use))
             if not isinstance(outcome, _Transient):
                 return outcome
-            pause = self._pause(attempt, outcome.retry_after)
-            if attempt == self._attempts or pause is None:
-                log.warning("License %s could not be validated: %s.", masked_key(key), outcome.reason)
-                retry_after = None if outcome.retry_after is None else timedelta(seconds=outcome.retry_after)
-                return Unverifiable(outcome.reason, retry_after)
+            try:
+                retry = retry.increment(
+                    method="POST", url=self.url, response=outcome.response, error=outcome.error
+                )
+            except MaxRetryError:
+                return self._give_up(key, outcome)
+            pause = outcome.retry_after if outcome.retry_after is not None else retry.get_backoff_time()
+            if pause > self._longest_pause:
+                return self._give_up(key, outcome)
             log.info(
-                "License %s: %s; trying again in %.1f s (attempt %d of %d).",
+                "License %s: %s; trying again in %.1f s with a new request.",
                 masked_key(key),
                 outcome.reason,
                 pause,
-                attempt + 1,
-                self._attempts,
             )
             self._sleep(pause)
-        raise AssertionError("unreachable: the last attempt always returns")
 
-    def _ask(self, key: str, body: dict[str, Any]) -> ValidationResult | _Transient:
+    def _give_up(self, key: str, outcome: _Transient) -> Unverifiable:
+        log.warning("License %s could not be validated: %s.", masked_key(key), outcome.reason)
+        retry_after = None if outcome.retry_after is None else timedelta(seconds=outcome.retry_after)
+        return Unverifiable(outcome.reason, retry_after)
+
+    def _ask(self, request: ValidationRequest) -> ValidationResult | _Transient:
         try:
-            response = self._session.post(self.url, json=body, timeout=self._timeout, allow_redirects=False)
-        except requests.Timeout:
-            return _Transient(f"the license service did not answer within {self._timeout[1]:g} s")
+            response = self._session.post(
+                self.url, json=request.body(PRODUCT), timeout=self._timeout, allow_redirects=False
+            )
+        except requests.Timeout as error:
+            return _Transient(
+                f"the license service did not answer within {self._timeout[1]:g} s", error=error
+            )
         except requests.ConnectionError as error:
             return _Transient(
-                f"the license service at {self.url} cannot be reached ({_connection_problem(error)})"
+                f"the license service at {self.url} cannot be reached ({_connection_problem(error)})",
+                error=error,
             )
         except requests.RequestException as error:
-            return _Transient(f"the request to the license service failed ({type(error).__name__})")
-        return self._read(key, response)
-
-    def _read(self, key: str, response: requests.Response) -> ValidationResult | _Transient:
-        status = response.status_code
-        if status == 429 or status >= 500:
             return _Transient(
-                f"the license service answered {status} {response.reason}", _retry_after(response)
+                f"the request to the license service failed ({type(error).__name__})", error=error
+            )
+        return self._read(request, response)
+
+    def _read(self, request: ValidationRequest, response: requests.Response) -> ValidationResult | _Transient:
+        status = response.status_code
+        if self._retry.is_retry("POST", status, "Retry-After" in response.headers):
+            return _Transient(
+                f"the license service answered {status} {response.reason}",
+                response=response.raw,
+                retry_after=self._retry_after(status, response),
             )
         try:
             document = response.json()
         except ValueError:
-            return _Transient(f"the license service answered {status} with a body that is not JSON")
+            return _Transient(
+                f"the license service answered {status} with a body that is not JSON", response=response.raw
+            )
         if not isinstance(document, dict):
             return Unverifiable(f"the license service answered {status} with JSON that is not an object")
-        if status == 404 and document.get("error") == "unknown_license":
-            return Rejected(_message(document, "No license with this key exists."))
         if status == 400:
             return Rejected(_message(document, "The request was malformed."), malformed_request=True)
-        if status != 200:
+        if status == 404 and "answer" not in document:
+            return self._untrusted(
+                request.license_key,
+                f"the license service answered 404 {response.reason} without a signed answer: an unsigned "
+                "rejection is never trusted and changes nothing; check AVTOR_LICENSE_SERVER_URL",
+            )
+        if status not in (200, 404):
             return Unverifiable(
                 f"the license service answered {status} {response.reason}, which its contract does not "
                 "define here: check AVTOR_LICENSE_SERVER_URL"
             )
-        return self._verified(key, document)
-
-    def _verified(self, key: str, document: dict[str, Any]) -> ValidationResult:
-        license = document.get("license")
         try:
-            if not isinstance(license, dict):
-                raise UnusableAnswer("the answer has no license object")
-            if self._public_key is not None:
-                check_signature(license, document.get("signature"), self._public_key)
-            answer = read_license(license)
-            if answer.key != key:
-                raise UnusableAnswer("the answer is about another key")
-        except UnusableAnswer as problem:
-            # Loud: an answer that fails these checks may have been tampered with.
-            log.error("License %s: the license service's answer was refused: %s.", masked_key(key), problem)
-            return Unverifiable(f"the license service's answer was refused: {problem}")
-        return Verified(answer)
+            answer = read_answer(document, request, self._public_key, utc_now())
+        except UntrustedAnswer as problem:
+            return self._untrusted(
+                request.license_key, f"the license service's answer was not trusted: {problem}"
+            )
+        if answer.outcome == UNKNOWN:
+            return Rejected(answer.message, issued_at=answer.issued_at)
+        assert answer.license is not None
+        return Verified(answer.license)
 
-    def _pause(self, attempt: int, retry_after: float | None) -> float | None:
-        """How long to wait before the next attempt; None if the service asks for longer than we wait."""
-        ceiling = min(self._longest_pause, self._first_pause * 2.0 ** (attempt - 1))
-        pause: float = ceiling / 2 + random.uniform(0, ceiling / 2)
-        if retry_after is None:
-            return pause
-        if retry_after > self._longest_pause:
+    def _untrusted(self, key: str, reason: str) -> Unverifiable:
+        # Loud: an answer that fails a check may be forged, replayed or meant for someone else.
+        log.error("License %s could not be verified: %s.", masked_key(key), reason)
+        return Unverifiable(reason)
+
+    def _retry_after(self, status: int, response: requests.Response) -> float | None:
+        """Retry-After in seconds, where the policy respects it (429, 503); None if absent or unreadable."""
+        if not self._retry.respect_retry_after_header or status not in Retry.RETRY_AFTER_STATUS_CODES:
             return None
-        return max(pause, retry_after)
+        try:
+            return self._retry.get_retry_after(response.raw)
+        except InvalidHeader:
+            return None
 
 
 def _message(document: dict[str, Any], default: str) -> str:
     message = document.get("message")
     return message.strip() if isinstance(message, str) and message.strip() else default
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    """Retry-After in seconds: a number of seconds or an HTTP date; None if absent or unreadable."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _connection_problem(error: requests.ConnectionError) -> str:

@@ -9,6 +9,7 @@ half-way leaves only its lease behind: the license is due again when it runs out
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +22,8 @@ from domain.ports import LicenseService, Rejected, Store, Unverifiable, Validati
 from domain.refusals import Refused
 from domain.services.ledger import count_seats
 from domain.services.licenses import LicenseView, read_key, seats_until
+
+log = logging.getLogger(__name__)
 
 # The actor of scheduled re-validations in the audit log.
 SCHEDULE = "schedule"
@@ -199,17 +202,21 @@ def _take(
     license: License, result: ValidationResult, now: datetime, rules: RevalidationRules, overtaken: bool
 ) -> bool:
     """Apply a check's result to `license`; False if a check that finished first makes it moot."""
+    issued_at = _issued_at(result)
+    newest = license.latest_issued_at
+    if overtaken and issued_at is not None and newest is not None and issued_at < newest:
+        return False
     if isinstance(result, Verified):
-        newest = license.latest_issued_at
-        if overtaken and newest is not None and result.answer.issued_at < newest:
-            return False
         if license.record_answer(result.answer, now):
             license.next_check_at = now + rules.revalidate_every
             return True
+        log.error("License %s: %s", masked_key(license.key), license.last_error)
     elif isinstance(result, Rejected) and not result.malformed_request:
-        license.record_rejection(f"The license service refused the key: {result.message}", now)
-        license.next_check_at = now + rules.revalidate_every
-        return True
+        message = f"The license service refused the key: {result.message}"
+        if license.record_rejection(message, now, result.issued_at):
+            license.next_check_at = now + rules.revalidate_every
+            return True
+        log.error("License %s: %s", masked_key(license.key), license.last_error)
     elif overtaken:
         return False
     else:
@@ -221,6 +228,15 @@ def _take(
     return True
 
 
+def _issued_at(result: ValidationResult) -> datetime | None:
+    """When the service issued a signed answer; None for anything else."""
+    if isinstance(result, Verified):
+        return result.answer.issued_at
+    if isinstance(result, Rejected):
+        return result.issued_at
+    return None
+
+
 def _failure_reason(result: ValidationResult) -> str:
     if isinstance(result, Rejected):
         # A 400 refuses the request, not the key (a client or service bug): the last answer stands.
@@ -230,11 +246,11 @@ def _failure_reason(result: ValidationResult) -> str:
 
 
 def _outcome(result: ValidationResult, license: License | None) -> CheckOutcome:
-    if isinstance(result, Verified):
-        # A genuine answer older than one already taken was refused: nothing was verified.
-        stale = license is not None and license.last_error is not None
-        return CheckOutcome.COULD_NOT_VERIFY if stale else CheckOutcome.VERIFIED
-    if isinstance(result, Rejected) and not result.malformed_request:
+    # A signed answer issued before one already taken was refused: it counts as a failed check.
+    refused = license is not None and license.failed_checks > 0
+    if isinstance(result, Verified) and not refused:
+        return CheckOutcome.VERIFIED
+    if isinstance(result, Rejected) and not result.malformed_request and not refused:
         return CheckOutcome.REJECTED
     return CheckOutcome.COULD_NOT_VERIFY
 
@@ -243,7 +259,8 @@ def describe_check(license: License, result: ValidationResult, now: datetime, gr
     """What a check left, as a sentence for the administrator."""
     name = f"The license {masked_key(license.key)}"
     grant = license.grant_at(now, grace_period)
-    if license.last_error is not None and isinstance(result, Rejected) and not result.malformed_request:
+    rejected = isinstance(result, Rejected) and not result.malformed_request and not license.failed_checks
+    if license.last_error is not None and isinstance(result, Rejected) and rejected:
         return (
             f"{name} was refused by the license service: {result.message} It grants no seats; "
             "remove it, or ask the vendor about the key."

@@ -67,7 +67,7 @@ def service(server: LicenseServerProcess) -> HttpLicenseService:
     return client(server.url, server.public_key)
 
 
-def client(url: str, public_key: str | None) -> HttpLicenseService:
+def client(url: str, public_key: str) -> HttpLicenseService:
     return HttpLicenseService(
         url,
         public_key,
@@ -246,8 +246,10 @@ def test_a_key_that_cannot_be_verified_is_not_added_and_the_message_says_try_aga
     assert stored_keys(accepted) == []
 
 
-def test_a_key_is_not_added_while_the_service_cannot_be_reached(accepted: SqlStore) -> None:
-    nobody = client(f"http://127.0.0.1:{free_port()}", None)
+def test_a_key_is_not_added_while_the_service_cannot_be_reached(
+    accepted: SqlStore, server: LicenseServerProcess
+) -> None:
+    nobody = client(f"http://127.0.0.1:{free_port()}", server.public_key)
     refusal = r"could not be validated: .*cannot be reached .*Connection refused.* try again"
     with pytest.raises(Refused, match=refusal):
         add(accepted, nobody, FIVE)
@@ -257,8 +259,15 @@ def test_a_key_is_not_added_while_the_service_cannot_be_reached(accepted: SqlSto
 def test_grace_runs_out_after_failed_checks_and_comes_back_with_the_service(
     accepted: SqlStore, service: HttpLicenseService, server: LicenseServerProcess
 ) -> None:
-    added = utc_now()
+    # The manager's clock starts a grace period in the past, so that it runs out by now and the
+    # service's answer, issued now by the real clock, is fresh when it comes back.
+    added = utc_now() - GRACE - timedelta(minutes=2)
     add(accepted, service, TEN, added)
+    with accepted.writing() as uow:
+        [license] = uow.licenses.list()
+        license.verified_at = license.latest_issued_at = added
+        uow.licenses.save(license)
+        uow.commit()
     server.fail(fail_with=503)
     within = added + GRACE - timedelta(minutes=1)
     revalidate_due_licenses(accepted, service, lambda: within, RULES)
@@ -273,8 +282,8 @@ def test_grace_runs_out_after_failed_checks_and_comes_back_with_the_service(
     )
     assert "grants no seats until the license service confirms it" in checked.message
     server.heal()
-    back = past + timedelta(hours=1)
-    revalidate_due_licenses(accepted, service, lambda: back, RULES)
+    back = utc_now()
+    refresh_license(TEN, "ada", accepted, service, back, RULES)
     view = view_of(accepted, TEN, back)
     assert (view.status, view.seats_granted, view.last_error, view.failed_checks) == (
         LicenseStatus.ACTIVE,
@@ -386,7 +395,7 @@ def test_two_schedulers_at_once_check_each_due_license_once(
     for thread in threads:
         thread.join()
     assert sorted(len(checked) for checked in results) in ([0, 2], [1, 1])
-    assert sorted(entry["license_key"] for entry in server.validations()) == [FIVE, TEN]
+    assert sorted(entry["license_key"] for entry in server.validations()) == ["…0005", "…0010"]
 
 
 def test_refresh_all_checks_every_license_and_reports_each(
@@ -406,8 +415,9 @@ def test_status_shows_each_license_with_its_checks(accepted: SqlStore, service: 
     now = datetime.now(UTC)
     add(accepted, service, FIVE, now)
     view = view_of(accepted, FIVE, now)
-    assert view.verified_at == now
+    # Verified when the service issued its answer: grace runs from then.
+    assert view.verified_at is not None and now <= view.verified_at <= utc_now()
     assert view.last_checked_at == now
     assert view.next_check_at == now + EVERY
-    assert view.grace_ends_at == now + GRACE
+    assert view.grace_ends_at == view.verified_at + GRACE
     assert (view.last_error, view.failed_checks) == (None, 0)

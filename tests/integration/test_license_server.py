@@ -1,4 +1,4 @@
-"""The development license server itself: its command line, shipped files and switches, over real HTTP."""
+"""The development license server itself: its command line, shipped files, both API versions and switches."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from adapters.license_service import HttpLicenseService
-from domain.ports import Verified
+from domain.moments import parse_instant, utc_now
+from domain.ports import Rejected, Unverifiable, Verified
 from tests.support.license_server import ROOT, LicenseServerProcess, key_entry, license_server
 from tests.support.servers import free_port, wait_for_port
 
@@ -77,7 +78,7 @@ def test_the_demo_keys_and_the_development_key_pair_ship_with_the_server(
     }
 
 
-def test_answers_are_signed_over_the_contracts_canonical_json(demo_server: tuple[str, str]) -> None:
+def test_v1_answers_are_still_signed_over_the_contracts_canonical_json(demo_server: tuple[str, str]) -> None:
     url, _ = demo_server
     body = {
         "license_key": "avtr-demo-actv-seat-0005",
@@ -91,6 +92,59 @@ def test_answers_are_signed_over_the_contracts_canonical_json(demo_server: tuple
     public_key = base64.b64decode(json.loads(SHIPPED_KEY_PAIR.read_text())["public_key"])
     Ed25519PublicKey.from_public_bytes(public_key).verify(base64.b64decode(answer["signature"]), signed)
     assert license["key"] == "AVTR-DEMO-ACTV-SEAT-0005"
+
+
+def canonical(document: dict[str, object]) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("key", "status", "outcome"),
+    [("avtr-demo-actv-seat-0005", 200, "known"), ("AVTR-NOPE-0000", 404, "unknown")],
+)
+def test_v2_answers_known_and_unknown_are_signed_and_echo_the_nonce_and_installation(
+    demo_server: tuple[str, str], key: str, status: int, outcome: str
+) -> None:
+    url, _ = demo_server
+    body = {
+        "license_key": key,
+        "installation_id": INSTALLATION,
+        "product": "avtor",
+        "seats_in_use": 3,
+        "nonce": "kq3Zt0c1bXyU2m8W0a7d6Q",
+    }
+    response = requests.post(f"{url}/v2/licenses/validate", json=body, timeout=5)
+    assert response.status_code == status
+    document = response.json()
+    answer = document["answer"]
+    public_key = base64.b64decode(json.loads(SHIPPED_KEY_PAIR.read_text())["public_key"])
+    Ed25519PublicKey.from_public_bytes(public_key).verify(
+        base64.b64decode(document["signature"]), canonical(answer)
+    )
+    assert (answer["outcome"], answer["nonce"], answer["installation_id"]) == (
+        outcome,
+        "kq3Zt0c1bXyU2m8W0a7d6Q",
+        INSTALLATION,
+    )
+    assert abs(parse_instant(answer["issued_at"]) - utc_now()).total_seconds() < 60
+    if outcome == "known":
+        assert answer["license"]["key"] == "AVTR-DEMO-ACTV-SEAT-0005"
+        assert "issued_at" not in answer["license"]
+    else:
+        assert answer["message"] == "No license with this key exists."
+
+
+@pytest.mark.parametrize("nonce", [None, "short", "x" * 65, "not/url+safe=base64chars"])
+def test_a_v2_request_without_a_usable_nonce_is_answered_400(
+    demo_server: tuple[str, str], nonce: object
+) -> None:
+    url, _ = demo_server
+    body = {"license_key": "AVTR-DEMO-ACTV-SEAT-0005", "installation_id": INSTALLATION, "product": "avtor"}
+    response = requests.post(
+        f"{url}/v2/licenses/validate", json={**body, "seats_in_use": 0, "nonce": nonce}, timeout=5
+    )
+    assert response.status_code == 400
+    assert "nonce must be 16 to 64 characters" in response.json()["message"]
 
 
 @pytest.mark.parametrize(
@@ -144,6 +198,43 @@ def test_a_generated_key_pair_signs_instead_of_the_development_pair(tmp_path: Pa
 def server() -> Iterator[LicenseServerProcess]:
     with license_server([key_entry("AVTR-SWCH-0001", 1)]) as running:
         yield running
+
+
+def test_the_v2_answers_of_the_development_server_verify_with_the_client(
+    server: LicenseServerProcess,
+) -> None:
+    server.heal()
+    service = HttpLicenseService(server.url, server.public_key, connect_timeout=1.0, read_timeout=2.0)
+    known = service.validate("AVTR-SWCH-0001", INSTALLATION, 0)
+    assert isinstance(known, Verified) and known.answer.seats == 1
+    unknown = service.validate("AVTR-SWCH-9999", INSTALLATION, 0)
+    assert isinstance(unknown, Rejected) and unknown.issued_at is not None
+
+
+@pytest.mark.parametrize("fault", ["wrong", "missing"])
+def test_the_signature_faults_apply_to_v2_answers_known_and_unknown(
+    server: LicenseServerProcess, fault: str
+) -> None:
+    service = HttpLicenseService(server.url, server.public_key, connect_timeout=1.0, read_timeout=2.0)
+    server.fail(signature=fault)
+    try:
+        for key in ("AVTR-SWCH-0001", "AVTR-SWCH-9999"):
+            assert isinstance(service.validate(key, INSTALLATION, 0), Unverifiable)
+    finally:
+        server.heal()
+
+
+def test_the_servers_log_and_its_validations_show_keys_masked(server: LicenseServerProcess) -> None:
+    server.heal()
+    service = HttpLicenseService(server.url, server.public_key, connect_timeout=1.0, read_timeout=2.0)
+    server.put_key("AVTR-SWCH-MASK-4242", seats=2)
+    service.validate("AVTR-SWCH-MASK-4242", INSTALLATION, 0)
+    requests.get(f"{server.url}/_dev/keys/AVTR-SWCH-MASK-4242", timeout=5)
+    server.remove_key("AVTR-SWCH-MASK-4242")
+    time.sleep(0.2)  # the server logs after it answers
+    assert "…4242" in server.log()
+    assert "SWCH-MASK" not in server.log()
+    assert "SWCH-MASK" not in json.dumps(server.validations())
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The license service client over real HTTP against the development license server on loopback."""
+"""The license service client (contract v2) over real HTTP against the development license server."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class Pauses(list[float]):
 
 def client(
     server: LicenseServerProcess,
-    public_key: str | None = "server",
+    public_key: str = "server",
     read_timeout: float = 2.0,
     attempts: int = 3,
     pauses: Pauses | None = None,
@@ -111,7 +111,9 @@ def test_a_key_that_is_not_active_is_verified_with_its_status(
 
 def test_an_unknown_key_is_rejected_with_the_services_message(server: LicenseServerProcess) -> None:
     result = client(server).validate("AVTR-NOPE-0000", INSTALLATION, 0)
-    assert result == Rejected("No license with this key exists.")
+    assert isinstance(result, Rejected)
+    assert (result.message, result.malformed_request) == ("No license with this key exists.", False)
+    assert result.issued_at is not None
     assert len(server.validations("AVTR-NOPE-0000")) == 1
 
 
@@ -207,9 +209,21 @@ def test_an_answer_signed_with_another_key_is_never_trusted(server: LicenseServe
     assert "does not verify" in result.reason
 
 
-def test_without_a_public_key_answers_are_taken_unsigned(server: LicenseServerProcess) -> None:
-    server.fail(signature="missing")
-    assert isinstance(client(server, public_key=None).validate(ACTIVE, INSTALLATION, 0), Verified)
+@pytest.mark.parametrize("fault", ["wrong", "missing"])
+def test_a_rejection_with_a_bad_or_missing_signature_is_never_trusted(
+    server: LicenseServerProcess, fault: str
+) -> None:
+    server.fail(signature=fault)
+    result = client(server).validate("AVTR-NOPE-0000", INSTALLATION, 0)
+    assert isinstance(result, Unverifiable)
+    assert "not trusted" in result.reason
+
+
+def test_each_attempt_sends_a_nonce_of_its_own(server: LicenseServerProcess) -> None:
+    server.fail(fail_with=503, times=2)
+    assert isinstance(client(server).validate("AVTR-TEST-PERP-0003", INSTALLATION, 0), Verified)
+    nonces = [entry["nonce"] for entry in server.validations("AVTR-TEST-PERP-0003")]
+    assert len(nonces) == 3 and len(set(nonces)) == 3
 
 
 def test_seats_changed_on_the_service_are_seen_on_the_next_validation(server: LicenseServerProcess) -> None:

@@ -132,3 +132,27 @@ def test_a_clock_set_back_after_grace_ran_out_at_a_failed_check_does_not_bring_s
     license.record_failure("timed out", NOW + timedelta(days=15))
     assert license.grant_at(NOW + timedelta(days=15), GRACE).seats == 0
     assert license.grant_at(NOW + timedelta(days=5), GRACE).seats == 0
+
+
+def test_grace_runs_from_when_the_service_issued_the_answer_not_from_when_it_arrived() -> None:
+    license = License(key=KEY, added_at=NOW)
+    assert license.record_answer(answer(issued_at=NOW - timedelta(minutes=9)), NOW)
+    assert license.verified_at == NOW - timedelta(minutes=9)
+    assert license.grant_at(NOW + GRACE - timedelta(minutes=9), GRACE).seats == 25
+    assert license.grant_at(NOW + GRACE - timedelta(minutes=8), GRACE).seats == 0
+
+
+def test_a_rejection_issued_before_the_last_accepted_answer_takes_nothing() -> None:
+    license = verified(issued_at=NOW)
+    assert not license.record_rejection("No license.", NOW, issued_at=NOW - timedelta(seconds=1))
+    assert (license.seats, license.failed_checks) == (25, 1)
+    assert license.last_error is not None and "may be a replay" in license.last_error
+
+
+def test_a_rejection_issued_after_the_last_accepted_answer_takes_every_seat_and_is_remembered() -> None:
+    license = verified(issued_at=NOW)
+    later = NOW + timedelta(minutes=1)
+    assert license.record_rejection("No license.", later, issued_at=later)
+    assert (license.seats, license.latest_issued_at) == (0, later)
+    # A genuine answer issued before that rejection cannot bring the seats back.
+    assert not license.record_answer(answer(issued_at=NOW + timedelta(seconds=30)), later)

@@ -240,7 +240,7 @@ def test_an_answer_older_than_the_last_one_taken_is_refused_and_counts_as_not_ve
     assert checked.outcome is CheckOutcome.COULD_NOT_VERIFY
     assert checked.view is not None
     assert (checked.view.seats_granted, checked.view.failed_checks) == (25, 1)
-    assert "older than one already received" in checked.message
+    assert "before the answer already accepted for this key" in checked.message
 
 
 class SlowService(FakeLicenseService):
@@ -277,3 +277,25 @@ def test_a_run_checks_at_least_one_license_however_slow_the_service() -> None:
     clock = [NOW]
     checked = refresh_all_licenses("ada", store, SlowService(fast, clock), lambda: clock[0], RULES, until=NOW)
     assert len(checked) == 1
+
+
+def test_a_signed_rejection_older_than_the_last_answer_taken_is_refused_and_takes_nothing() -> None:
+    store, service = licensed(KEY)
+    service.results[KEY] = Rejected("No license with this key exists.", issued_at=NOW - timedelta(days=1))
+    checked = refresh_license(KEY, "ada", store, service, NOW + timedelta(hours=1), RULES)
+    assert checked.outcome is CheckOutcome.COULD_NOT_VERIFY
+    assert checked.view is not None
+    assert (checked.view.seats_granted, checked.view.failed_checks) == (25, 1)
+    assert "before the answer already accepted for this key" in checked.message
+
+
+def test_an_answer_that_failed_a_check_is_recorded_with_the_check_for_the_administrator() -> None:
+    store, service = licensed(KEY)
+    reason = (
+        "the license service's answer was not trusted: the answer's nonce is not the one this request sent"
+    )
+    service.results[KEY] = Unverifiable(reason)
+    checked = refresh_license(KEY, "ada", store, service, NOW + timedelta(hours=1), RULES)
+    assert checked.view is not None
+    assert checked.view.last_error == f"The license could not be verified: {reason}."
+    assert checked.view.verified_at == NOW
