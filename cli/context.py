@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import make_url
 
 from adapters.sql import SqlStore, check_schema, create_store_engine
+from cli.output import warn
 from config import Settings
+from config.settings import DEVELOPMENT_MODE_NOTICE
 from domain.moments import utc_now
 from domain.refusals import Refused
 
@@ -50,6 +52,17 @@ class Context:
             self._store = SqlStore(engine)
         return self._store
 
+    def trusted_public_key(self) -> str:
+        """The key the license service's answers are verified with, for a command that calls the service.
+
+        Raises SettingsError, naming the variable to set, when there is none; in development
+        mode, says so first.
+        """
+        key = self.settings.trusted_public_key()
+        if self.settings.development_mode:
+            warn(DEVELOPMENT_MODE_NOTICE)
+        return key
+
     def license_service(self) -> HttpLicenseService:
         """The vendor's license service, as the workers reach it."""
         # Imported here: only adding a key needs HTTP and signatures, and they slow every start.
@@ -58,7 +71,7 @@ class Context:
         settings = self.settings
         return HttpLicenseService(
             settings.license_server_url,
-            settings.license_server_public_key,
+            self.trusted_public_key(),
             connect_timeout=settings.license_server_connect_timeout.total_seconds(),
             read_timeout=settings.license_server_timeout.total_seconds(),
             attempts=settings.license_server_attempts,

@@ -58,13 +58,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def add_key(arguments: argparse.Namespace, context: Context) -> int:
     """Validate a key with the license service and add it; show its seats and expiry."""
+    service = context.license_service()
     require_acceptance(context)
     settings = context.settings
     view = add_license(
         arguments.key,
         context.actor,
         context.store(),
-        context.license_service(),
+        service,
         context.now(),
         settings.grace_period,
         settings.revalidate_every,
@@ -96,6 +97,7 @@ def list_keys(arguments: argparse.Namespace, context: Context) -> int:
 
 def refresh_keys(arguments: argparse.Namespace, context: Context) -> int:
     """Send the on-demand refresh to the workers and, unless --no-wait, show what it came to."""
+    context.trusted_public_key()
     require_acceptance(context)
     if arguments.all:
         task, kwargs = "avtor.admin.refresh_all", {"requested_by": context.actor}

@@ -35,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     context = Context(settings, json=arguments.json, show_keys=arguments.show_keys)
     try:
         return int(arguments.run(arguments, context))
+    except SettingsError as error:
+        # A setting only some commands need (the license service's key) is missing or wrong.
+        _refuse(str(error), context.json)
+        return EXIT_USAGE
     except AgreementNotAccepted as refusal:
         agreement.explain_agreement_needed(refusal, context.json)
     except (Refused, StoreUnreachable, SchemaOutdated, WorkersUnavailable) as refusal:

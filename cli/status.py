@@ -11,6 +11,7 @@ from cli.context import Context
 from cli.licenses import LICENSE_HEADERS, license_document, license_rows
 from cli.output import emit_json, say, table, users_hold, when
 from cli.workers import WorkersUnavailable
+from config.settings import DEVELOPMENT_MODE_NOTICE
 from domain.services.ledger import SeatCounts
 from domain.services.status import LedgerStatus, describe_ledger
 from tasks.messages import agreement_message, counts_message
@@ -27,9 +28,16 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 def show_status(arguments: argparse.Namespace, context: Context) -> int:
     """Print the seat counts, the licenses and the agreement."""
     status = describe_ledger(context.store(), context.now(), context.settings.grace_period)
+    development_mode = context.settings.development_mode
     if context.json:
-        emit_json({**status_document(status, context.show_keys), "enrolment": _enrolment_document(context)})
+        document = status_document(status, context.show_keys)
+        emit_json(
+            {**document, "development_mode": development_mode, "enrolment": _enrolment_document(context)}
+        )
         return 0
+    if development_mode:
+        say(DEVELOPMENT_MODE_NOTICE)
+        say()
     counts = status.counts
     say(f"Seats licensed: {counts.licensed}")
     say(f"Seats in use:   {counts.in_use}")

@@ -17,6 +17,7 @@ from celery import Celery, signals
 from kombu.entity import Queue
 
 from config import Settings, SettingsError, current_settings
+from config.settings import DEVELOPMENT_MODE_NOTICE
 from worker import wiring
 from worker.schedule import beat_schedule
 
@@ -100,22 +101,31 @@ def max_retry_countdown(settings: Settings) -> float:
     return min(settings.visibility_timeout.total_seconds() / 2, timedelta(minutes=5).total_seconds())
 
 
-def _check_store_or_exit() -> None:
+def _check_store_and_license_service_or_exit() -> None:
     try:
         wiring.check_store()
-    except wiring.STORE_NOT_READY as error:
+        # The workers and beat call the license service: without a key to verify it, they do not start.
+        wiring.settings().trusted_public_key()
+    except (*wiring.STORE_NOT_READY, SettingsError) as error:
         log.critical("%s", error)
         sys.exit(f"The Avtor License Manager cannot start: {error}")
 
 
+@signals.after_setup_logger.connect
+def _say_development_mode_first(**_: Any) -> None:
+    # Sent as soon as Celery's logging is set up, before the worker's or beat's first line.
+    if wiring.settings().development_mode:
+        log.warning("%s", DEVELOPMENT_MODE_NOTICE)
+
+
 @signals.worker_init.connect
 def _check_store_before_the_worker_starts(**_: Any) -> None:
-    _check_store_or_exit()
+    _check_store_and_license_service_or_exit()
 
 
 @signals.beat_init.connect
 def _check_store_before_beat_starts(**_: Any) -> None:
-    _check_store_or_exit()
+    _check_store_and_license_service_or_exit()
 
 
 @signals.worker_process_init.connect

@@ -38,6 +38,7 @@ import redis
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from config import Settings, SettingsError, hide_password, load_settings
+from config.settings import DEVELOPMENT_MODE_NOTICE
 from domain.enrolment import EnrolmentDecision, EnrolmentRequest, InvalidEnrolment, Outcome
 from domain.moments import format_instant, utc_now
 from domain.services.enrolment import enrol_editors
@@ -390,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(error, file=sys.stderr)
         return 2
+    if settings.development_mode:
+        log.warning("%s", DEVELOPMENT_MODE_NOTICE)
     from worker import wiring  # the store is opened only once the settings are known to be good
 
     try:

@@ -57,7 +57,7 @@ def license_service() -> HttpLicenseService:
                 current = settings()
                 _license_service = HttpLicenseService(
                     current.license_server_url,
-                    current.license_server_public_key,
+                    current.trusted_public_key(),
                     connect_timeout=current.license_server_connect_timeout.total_seconds(),
                     read_timeout=current.license_server_timeout.total_seconds(),
                     attempts=current.license_server_attempts,

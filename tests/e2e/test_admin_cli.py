@@ -401,3 +401,60 @@ def test_a_refresh_runs_on_the_admin_worker_and_picks_up_the_vendors_change(
         assert result["ok"] and result["seats_licensed"] == 12
     finally:
         worker.cleanup()
+
+
+# --- development mode and the vendor's key ---------------------------------------------------------
+
+
+def test_status_shows_development_mode_when_it_is_on_and_only_then(sqlite_cli: Avtorlm) -> None:
+    on = sqlite_cli.ok("status")
+    assert on.out.startswith("DEVELOPMENT MODE (AVTOR_DEVELOPMENT_MODE=1)")
+    assert sqlite_cli.json("status")["development_mode"] is True
+    production = {"development_mode": "0", "license_server_public_key": ""}
+    off = sqlite_cli("status", **production)
+    assert off.code == 0, off.text
+    assert "DEVELOPMENT MODE" not in off.text
+    assert sqlite_cli("status", "--json", **production).json()["development_mode"] is False
+
+
+def test_adding_a_key_in_development_mode_says_so(sqlite_cli: Avtorlm, server: LicenseServerProcess) -> None:
+    cli = seeded(sqlite_cli, server)
+    added = cli.ok("license", "add", THREE)
+    assert "DEVELOPMENT MODE (AVTOR_DEVELOPMENT_MODE=1)" in added.err
+
+
+@pytest.mark.parametrize("command", [("license", "add", FIVE), ("license", "refresh", FIVE)])
+def test_without_the_vendors_public_key_commands_that_call_the_service_refuse_and_name_the_variable(
+    sqlite_cli: Avtorlm, server: LicenseServerProcess, command: tuple[str, ...]
+) -> None:
+    cli = seeded(sqlite_cli, server)
+    server.forget_validations()
+    refused = cli(*command, development_mode="0", license_server_public_key="")
+    assert refused.code == 2, refused.text
+    assert "AVTOR_LICENSE_SERVER_PUBLIC_KEY is not set" in refused.err
+    assert "AVTOR_DEVELOPMENT_MODE=1" in refused.err
+    assert server.validations() == []
+    assert cli.json("license", "list")["licenses"] == []
+
+
+def test_the_development_key_outside_development_mode_is_refused_before_the_service_is_asked(
+    sqlite_cli: Avtorlm, server: LicenseServerProcess
+) -> None:
+    cli = seeded(sqlite_cli, server)
+    server.forget_validations()
+    refused = cli("license", "add", FIVE, development_mode="0")
+    assert refused.code == 2
+    assert "AVTOR_LICENSE_SERVER_PUBLIC_KEY" in refused.err
+    assert "is the development license server's key" in refused.err
+    assert server.validations() == []
+
+
+def test_a_license_service_over_plain_http_off_this_machine_is_refused(sqlite_cli: Avtorlm) -> None:
+    refused = sqlite_cli(
+        "status",
+        development_mode="0",
+        license_server_public_key="",
+        license_server_url="http://licensing.example.com",
+    )
+    assert refused.code == 2
+    assert "AVTOR_LICENSE_SERVER_URL (got 'http://licensing.example.com'): is plain HTTP" in refused.err

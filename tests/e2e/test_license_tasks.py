@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -203,3 +205,80 @@ def test_wrong_arguments_are_refused_with_a_message(manager: Manager) -> None:
     result = manager.call("avtor.admin.add_license", key=FIVE)
     assert result["ok"] is False
     assert "arguments are wrong" in result["message"]
+
+
+# --- trusting the license service: development mode, the vendor's key -----------------------------
+
+
+def test_a_worker_in_development_mode_says_so_in_its_first_log_line(manager: Manager) -> None:
+    [worker] = manager.workers
+    # Log records start with "[date time: LEVEL/process]"; Python's own warnings (root) may come first.
+    records = [line for line in worker.log().splitlines() if re.match(r"^\[\d{4}-\d\d-\d\d ", line)]
+    assert "DEVELOPMENT MODE (AVTOR_DEVELOPMENT_MODE=1)" in records[0], worker.log()[:3000]
+
+
+def test_beat_in_development_mode_says_so_in_its_first_log_line(
+    store_engine: Engine, redis_service: RedisServer, server: LicenseServerProcess, tmp_path: Path
+) -> None:
+    env = avtor_environment(
+        redis_url=redis_service.url,
+        database_url=store_engine.url.render_as_string(hide_password=False),
+        license_server_url=server.url,
+    )
+    beat = CeleryProcess.beat(env, tmp_path).start(wait_for="beat: Starting...")
+    try:
+        records = [line for line in beat.log().splitlines() if re.match(r"^\[\d{4}-\d\d-\d\d ", line)]
+        assert "DEVELOPMENT MODE (AVTOR_DEVELOPMENT_MODE=1)" in records[0], beat.log()[:3000]
+    finally:
+        beat.cleanup()
+
+
+def production_environment(redis_url: str, store_engine: Engine, **settings: str) -> dict[str, str]:
+    """An installation's environment with development mode off."""
+    return avtor_environment(
+        redis_url=redis_url,
+        database_url=store_engine.url.render_as_string(hide_password=False),
+        development_mode="0",
+        **settings,
+    )
+
+
+@pytest.mark.parametrize("role", ["worker", "beat"])
+def test_without_the_vendors_public_key_workers_and_beat_refuse_to_start_naming_the_variable(
+    store_engine: Engine, redis_service: RedisServer, tmp_path: Path, role: str
+) -> None:
+    env = production_environment(redis_service.url, store_engine)
+    process = (
+        CeleryProcess.worker(env, "keyless", queues="avtor.admin", concurrency=1)
+        if role == "worker"
+        else CeleryProcess.beat(env, tmp_path)
+    )
+    process.start(wait_for=None)
+    try:
+        assert process.process is not None
+        assert process.process.wait(timeout=60) != 0
+        log = process.log()
+    finally:
+        process.cleanup()
+    assert "AVTOR_LICENSE_SERVER_PUBLIC_KEY is not set" in log, log
+    assert "AVTOR_DEVELOPMENT_MODE=1" in log
+
+
+def test_a_worker_given_the_development_key_outside_development_mode_refuses_to_start(
+    store_engine: Engine, redis_service: RedisServer, server: LicenseServerProcess
+) -> None:
+    env = production_environment(
+        redis_service.url,
+        store_engine,
+        license_server_url=server.url,
+        license_server_public_key=server.public_key,
+    )
+    process = CeleryProcess.worker(env, "devkey", queues="avtor.admin", concurrency=1).start(wait_for=None)
+    try:
+        assert process.process is not None
+        assert process.process.wait(timeout=60) != 0
+        log = process.log()
+    finally:
+        process.cleanup()
+    assert "AVTOR_LICENSE_SERVER_PUBLIC_KEY" in log
+    assert "is the development license server's key" in log

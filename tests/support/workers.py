@@ -15,8 +15,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def avtor_environment(**settings: str) -> dict[str, str]:
-    """The environment of a manager process: this one's, without stray AVTOR_ settings, plus `settings`."""
+    """The environment of a manager process: this one's, without stray AVTOR_ settings, plus `settings`.
+
+    Development mode is on unless `settings` say otherwise (`development_mode="0"` with a generated
+    vendor key pair): the development license server signs with the development key.
+    """
     env = {name: value for name, value in os.environ.items() if not name.startswith("AVTOR_")}
+    env["AVTOR_DEVELOPMENT_MODE"] = "1"
     env.update({f"AVTOR_{name.upper()}": value for name, value in settings.items()})
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = str(ROOT)

@@ -3,7 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import SettingsError, hide_password, load_settings, parse_duration
+from config.settings import (
+    SettingsError,
+    development_public_key,
+    hide_password,
+    load_settings,
+    parse_duration,
+)
+from licenseserver.signing import development_signer
 
 
 def test_defaults_are_sane(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,3 +146,80 @@ def test_durations(text: str, expected: int) -> None:
 )
 def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:
     assert hide_password(url) == shown
+
+
+# --- trusting the license service ----------------------------------------------------------------
+
+VENDOR_KEY = "TZ/an6y2EfzW1nwyOOqVtX8LZfPMG6S5YYk6Hd0kBgk="  # a generated key, as the vendor would give
+
+
+@pytest.fixture
+def production(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AVTOR_DEVELOPMENT_MODE", "AVTOR_LICENSE_SERVER_URL", "AVTOR_LICENSE_SERVER_PUBLIC_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.usefixtures("production")
+@pytest.mark.parametrize(
+    "url",
+    ["http://licensing.example.com", "http://10.0.0.7:8470", "http://[2001:db8::1]/", "http://127.example"],
+)
+def test_a_license_service_over_plain_http_off_this_machine_is_refused_at_settings_load(url: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(license_server_url=url)
+    assert f"AVTOR_LICENSE_SERVER_URL (got {url!r}): is plain HTTP to another machine" in str(error.value)
+    assert "use the https:// URL" in str(error.value)
+
+
+@pytest.mark.usefixtures("production")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://licensing.example.com",
+        "http://127.0.0.1:8470",
+        "http://127.1.2.3",
+        "http://localhost:8470",
+        "http://[::1]:8470",
+    ],
+)
+def test_https_or_plain_http_on_loopback_is_accepted(url: str) -> None:
+    assert load_settings(license_server_url=url).license_server_url == url
+
+
+def test_development_mode_allows_plain_http_off_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AVTOR_DEVELOPMENT_MODE", "1")
+    monkeypatch.setenv("AVTOR_LICENSE_SERVER_URL", "http://license-server:8470")
+    settings = load_settings()
+    assert settings.development_mode
+    assert settings.license_server_url == "http://license-server:8470"
+
+
+@pytest.mark.usefixtures("production")
+def test_the_development_key_is_refused_outside_development_mode() -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(license_server_public_key=development_public_key())
+    message = str(error.value)
+    assert "AVTOR_LICENSE_SERVER_PUBLIC_KEY" in message
+    assert "is the development license server's key" in message
+    assert "AVTOR_DEVELOPMENT_MODE=1" in message
+
+
+@pytest.mark.usefixtures("production")
+def test_without_a_public_key_the_license_service_cannot_be_trusted_and_the_variable_is_named() -> None:
+    settings = load_settings()
+    assert not settings.development_mode
+    with pytest.raises(SettingsError, match="AVTOR_LICENSE_SERVER_PUBLIC_KEY is not set"):
+        settings.trusted_public_key()
+    assert load_settings(license_server_public_key=VENDOR_KEY).trusted_public_key() == VENDOR_KEY
+
+
+@pytest.mark.usefixtures("production")
+def test_development_mode_trusts_the_development_key_unless_a_key_is_set() -> None:
+    assert load_settings(development_mode=True).trusted_public_key() == development_public_key()
+    assert load_settings(
+        development_mode=True, license_server_public_key=VENDOR_KEY
+    ).trusted_public_key() == (VENDOR_KEY)
+
+
+def test_the_development_key_is_the_one_the_development_server_signs_with() -> None:
+    assert development_public_key() == development_signer().public_key
