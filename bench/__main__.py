@@ -23,12 +23,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from bench.celery_baseline import CeleryBaseline
 from bench.figures import (
     CELERY_QUEUED,
     NOOP_QUEUED,
     NOOP_STREAMED,
     Figures,
+    Measured,
     large_ledger_label,
     product_label,
 )
@@ -36,7 +39,8 @@ from bench.load import Start, starts
 from bench.measurements import MeasuredConsumer
 from bench.noop_consumer import READY as NOOP_READY
 from bench.processes import ModuleProcess, peak_memory_mb
-from bench.stores import prepare_store, reset_seats
+from bench.profiles import recording, summary
+from bench.stores import prepare_store, refresh_statistics, reset_seats
 from config import Settings
 from tests.support.consumers import ConsumerProcess
 from tests.support.servers import RedisProcess, make_redis_url, postgres_server
@@ -60,6 +64,9 @@ class Plan:
     large_ledger: int
     batch_size: int
     stores: tuple[str, ...]
+    postgresql_options: str | None = None
+    py_spy: str | None = None
+    profile_dir: str | None = None
 
     @property
     def timeout(self) -> float:
@@ -133,42 +140,45 @@ def measure_baselines(
 
 
 def measure_store(number: int, plan: Plan, ledgers: Ledgers, offered: float, figures: Figures) -> None:
-    """The round's figures of one store: pre-queued, streamed, the large ledger, latency at half capacity."""
+    """The round's figures of one store: pre-queued, streamed, the large ledger, latency at half capacity.
+
+    New editors claim seats; the same editors then start again as enrolled editors.
+    Between the two the store's statistics are brought up to date (see refresh_statistics).
+    """
     kind, small, timeout = ledgers.kind, ledgers.small, plan.timeout
     queued = starts(f"Q{number}-", f"r{number}-{kind}-q", plan.entries)
     steady = starts(f"S{number}-", f"r{number}-{kind}-s", plan.entries)
+    capacity: dict[str, list[float]] = {"new": [], "enrolled": []}
+
+    def figure(editors: str, publishing: str, measured: Measured) -> None:
+        figures.add(product_label(kind, editors, publishing), measured)
+        capacity[editors].append(measured.rate)
 
     ledgers.reset()
-    new = small.drain(queued, "granted", timeout)
-    figures.add(product_label(kind, "new", "pre-queued"), new)
-    enrolled = small.drain(_again(queued), "already_enrolled", timeout)
-    figures.add(product_label(kind, "enrolled", "pre-queued"), enrolled)
+    figure("new", "pre-queued", small.drain(queued, "granted", timeout))
+    refresh_statistics(ledgers.urls[SMALL_LEDGER])
+    figure("enrolled", "pre-queued", small.drain(_again(queued), "already_enrolled", timeout))
     ledgers.reset(ledgers.large_held)
     figures.add(large_ledger_label(kind, ledgers.large_held), ledgers.large.drain(queued, "granted", timeout))
     ledgers.reset(ledgers.large_held)
 
     ledgers.reset()
-    figures.add(product_label(kind, "new", "streamed"), small.stream(steady, offered, "granted", timeout))
-    figures.add(
-        product_label(kind, "enrolled", "streamed"),
-        small.stream(_again(steady), offered, "already_enrolled", timeout),
-    )
+    figure("new", "streamed", small.stream(steady, offered, "granted", timeout))
+    refresh_statistics(ledgers.urls[SMALL_LEDGER])
+    figure("enrolled", "streamed", small.stream(_again(steady), offered, "already_enrolled", timeout))
 
     ledgers.reset()
     granted = 0
-    for editors, capacity, outcome in (
-        ("new", new.rate, "granted"),
-        ("enrolled", enrolled.rate, "already_enrolled"),
-    ):
-        rate = capacity / 2
+    for editors, outcome in (("new", "granted"), ("enrolled", "already_enrolled")):
+        # Half the capacity this round measured: the lower of pre-queued and streamed.
+        rate = min(capacity[editors]) / 2
         lead_in = int(rate * plan.lead_in_seconds)
         count = lead_in + max(100, int(rate * plan.latency_seconds))
-        # New editors claim seats; then those editors start again, in turn, as enrolled editors.
         batch = starts(f"L{number}-", f"r{number}-{kind}-l-{editors}", count, distinct=granted or None)
         granted = granted or count
-        figures.add_latency(
-            f"{kind}, {editors} editors", rate, small.latencies(batch, rate, outcome, timeout, lead_in)
-        )
+        latency = small.latencies(batch, rate, outcome, timeout, lead_in)
+        figures.add_latency(f"{kind}, {editors} editors", rate, latency)
+        refresh_statistics(ledgers.urls[SMALL_LEDGER])
     ledgers.reset()
 
 
@@ -201,7 +211,7 @@ def run(plan: Plan, redis_url: str, redis_pid: int, stack: contextlib.ExitStack)
 
     all_ledgers = []
     for index, kind in enumerate(plan.stores):
-        small_url, large_url = stack.enter_context(_store_urls(kind, folder))
+        small_url, large_url = stack.enter_context(_store_urls(kind, folder, plan.postgresql_options))
         ledgers = Ledgers(kind, small_url, large_url, plan.large_ledger)
         stack.callback(ledgers.stop)
         ledgers.start(redis_url, redis_pid, FIRST_STORE_DB + 2 * index, plan.batch_size)
@@ -221,7 +231,37 @@ def run(plan: Plan, redis_url: str, redis_pid: int, stack: contextlib.ExitStack)
     for ledgers in all_ledgers:
         figures.peak_memory_mb[f"{ledgers.kind} enrolment consumers"] = ledgers.peak_memory_mb()
     figures.peak_memory_mb["no-op stream consumer"] = peak_memory_mb(noop.pid)
+    if plan.py_spy:
+        figures.profiles = profile(plan, plan.py_spy, noop, all_ledgers, Path(plan.profile_dir or folder))
     return figures
+
+
+def profile(
+    plan: Plan, py_spy: str, noop: MeasuredConsumer, all_ledgers: list[Ledgers], folder: Path
+) -> list[str]:
+    """Record each consumer with py-spy while it drains a backlog; where their time went.
+
+    After the timed rounds, so that py-spy (which stops a process at every sample)
+    slows no figure of the table.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def profiled(consumer: MeasuredConsumer, batch: list[Start], outcome: str, name: str) -> str:
+        output = folder / f"{name}.txt"
+        consumer.drain(batch, outcome, plan.timeout, running=recording(py_spy, consumer.pid, output))
+        return summary(output)
+
+    summaries = [profiled(noop, starts("P-", "p-noop", plan.entries), "already_enrolled", "no-op-consumer")]
+    for ledgers in all_ledgers:
+        batch = starts("P-", f"p-{ledgers.kind}", plan.entries)
+        ledgers.reset()
+        summaries.append(profiled(ledgers.small, batch, "granted", f"{ledgers.kind}-new-editors"))
+        refresh_statistics(ledgers.urls[SMALL_LEDGER])
+        summaries.append(
+            profiled(ledgers.small, _again(batch), "already_enrolled", f"{ledgers.kind}-enrolled-editors")
+        )
+        ledgers.reset()
+    return summaries
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         large_ledger=2_000 if options.quick else 100_000,
         batch_size=Settings().enrolment_batch_size,
         stores=tuple(options.stores.split(",")),
+        postgresql_options=options.postgresql_options,
+        py_spy=options.py_spy,
+        profile_dir=options.profile_dir,
     )
     started = time.monotonic()
     print(_machine(), flush=True)
@@ -252,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     print(figures.table())
     print("\nround by round (per second)")
     print(figures.rounds())
+    for text in figures.profiles:
+        print(f"\nprofile, {text}")
     print(f"\nthe run took {time.monotonic() - started:.0f} s", flush=True)
     if options.json:
         Path(options.json).write_text(
@@ -272,14 +317,18 @@ def _redis() -> Iterator[tuple[str, int]]:
 
 
 @contextlib.contextmanager
-def _store_urls(kind: str, folder: Path) -> Iterator[tuple[str, str]]:
+def _store_urls(kind: str, folder: Path, postgresql_options: str | None) -> Iterator[tuple[str, str]]:
     if kind == "sqlite":
         yield f"sqlite:///{folder / 'small.sqlite3'}", f"sqlite:///{folder / 'large.sqlite3'}"
         return
     if kind != "postgresql":
         raise SystemExit(f"unknown store {kind!r}: use sqlite or postgresql")
     with postgres_server() as server:
-        yield server.create_database("bench_small"), server.create_database("bench_large")
+        urls = [make_url(server.create_database(purpose)) for purpose in ("bench_small", "bench_large")]
+        if postgresql_options:
+            urls = [url.update_query_dict({"options": postgresql_options}) for url in urls]
+        small, large = (url.render_as_string(hide_password=False) for url in urls)
+        yield small, large
 
 
 def _machine() -> str:
@@ -301,6 +350,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=int, default=0, help="rounds of measurements (default 3)")
     parser.add_argument("--json", help="also write every figure, round by round, to this file")
+    parser.add_argument(
+        "--postgresql-options",
+        help="settings for the consumers' PostgreSQL sessions, e.g. '-c plan_cache_mode=force_custom_plan'",
+    )
+    parser.add_argument(
+        "--py-spy", help="a py-spy executable: after the rounds, profile each consumer draining a backlog"
+    )
+    parser.add_argument("--profile-dir", help="where py-spy's raw profiles go (default: a temporary folder)")
     return parser.parse_args(argv)
 
 

@@ -48,6 +48,8 @@ class Figures:
     latency_rates: dict[str, list[float]] = field(default_factory=dict)
     latency_ms: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     peak_memory_mb: dict[str, float] = field(default_factory=dict)
+    # Where each profiled consumer's time went (see bench/profiles.py).
+    profiles: list[str] = field(default_factory=list)
 
     def add(self, label: str, measured: Measured) -> None:
         self.rates.setdefault(label, []).append(measured.rate)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 
@@ -32,24 +34,32 @@ class MeasuredConsumer:
         self.redis_pid = redis_pid
         self.client = redis.Redis.from_url(self.url)
 
-    def drain(self, batch: Sequence[Start], outcome: str, timeout: float) -> Measured:
+    def drain(
+        self,
+        batch: Sequence[Start],
+        outcome: str,
+        timeout: float,
+        running: contextlib.AbstractContextManager[Any] | None = None,
+    ) -> Measured:
         """Pre-queued: pause the consumer, add every entry, resume it; time until the last decision.
 
         One consumer decides in stream order, so the last entry's decision is written
-        last; a host-like BLPOP on it notes when.
+        last; a host-like BLPOP on it notes when. `running` (a profiler) is entered
+        before the consumer is paused and left once the last decision is written.
         """
-        pause(self.pid)
-        try:
-            pre_queue(self.client, batch)
-            waiter = DecisionWaiter(self.url, batch[-1].request_id, timeout).start()
-        except BaseException:
+        with running or contextlib.nullcontext():
+            pause(self.pid)
+            try:
+                pre_queue(self.client, batch)
+                waiter = DecisionWaiter(self.url, batch[-1].request_id, timeout).start()
+            except BaseException:
+                resume(self.pid)
+                raise
+            before = self._cpu()
+            began = time.time()
             resume(self.pid)
-            raise
-        before = self._cpu()
-        began = time.time()
-        resume(self.pid)
-        ended, last = waiter.result()
-        measured = self._measured(len(batch), ended - began, before)
+            ended, last = waiter.result()
+            measured = self._measured(len(batch), ended - began, before)
         check_outcomes(batch, [*read_decisions(self.client, batch[:-1]), last], outcome)
         return measured
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, text, update
 
 from adapters.sql import SqlStore, create_store_engine, migrate
 from adapters.sql import tables as t
@@ -33,6 +33,7 @@ def prepare_store(url: str, seats: int, held: int) -> None:
         uow.commit()
     _fill(engine, held)
     engine.dispose()
+    refresh_statistics(url)
 
 
 def reset_seats(url: str, held: int) -> None:
@@ -43,8 +44,25 @@ def reset_seats(url: str, held: int) -> None:
         connection.execute(delete(t.audit_events).where(t.audit_events.c.kind != "agreement_accepted"))
         count = connection.execute(select(func.count()).select_from(t.seats)).scalar_one()
         connection.execute(update(t.installation).values(seats_in_use=count))
+    engine.dispose()
     if count != held:
         raise RuntimeError(f"the benchmark store holds {count} pre-filled seats, not {held}")
+    refresh_statistics(url)
+
+
+def refresh_statistics(url: str) -> None:
+    """On PostgreSQL, VACUUM ANALYZE the enrolment path's tables (set-up, not timed).
+
+    Autovacuum does this in an installation soon after its tables change; the benchmark
+    changes them by tens of thousands of rows in seconds, faster than autovacuum looks
+    (once a minute). Without it, the plans PostgreSQL makes would depend on when
+    autovacuum last ran. SQLite keeps no statistics the enrolment path uses.
+    """
+    engine = create_store_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for table in (t.seats, t.audit_events, t.installation):
+                connection.execute(text(f"VACUUM ANALYZE {table.name}"))
     engine.dispose()
 
 
