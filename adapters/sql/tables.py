@@ -154,3 +154,47 @@ agreement_acceptances = Table(
     Column("accepted_by", String(200), nullable=False),
     Column("accepted_at", UTCDateTime, nullable=False),
 )
+
+# Who may use the console and the HTTP API. None of these tables is touched by the seat
+# ledger's transactions: signing in never waits for the ledger's lock.
+administrators = Table(
+    "administrators",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("password_hash", String(512), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("password_changed_at", UTCDateTime, nullable=False),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("administrator", String(100), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False, index=True),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("shown", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+)
+
+sign_in_failures = Table(
+    "sign_in_failures",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Index("ix_sign_in_failures_name_at", "name", "at"),
+    Index("ix_sign_in_failures_address_at", "address", "at"),
+)

@@ -6,7 +6,16 @@ from sqlalchemy import Engine, text
 
 from adapters.sql import create_store_engine, migrate
 
-_TABLES = ("seats", "licenses", "audit_events", "agreement_acceptances")
+_TABLES = (
+    "seats",
+    "licenses",
+    "audit_events",
+    "agreement_acceptances",
+    "console_sessions",
+    "administrators",
+    "api_tokens",
+    "sign_in_failures",
+)
 
 
 def migrated_engine(url: str) -> Engine:
