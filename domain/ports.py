@@ -42,6 +42,14 @@ class Seats(Protocol):
 
     def remove(self, username: str) -> None: ...
 
+    def search(self, contains: str, limit: int | None = None, offset: int = 0) -> list[Seat]:
+        """Holders whose normalized name contains `contains`, oldest seat first."""
+        ...
+
+    def count_matching(self, contains: str) -> int:
+        """How many holders' normalized names contain `contains`."""
+        ...
+
     def list(self, limit: int | None = None, offset: int = 0) -> list[Seat]: ...
 
 

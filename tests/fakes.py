@@ -130,6 +130,14 @@ class _Seats:
     def remove(self, username: str) -> None:
         self._ledger.seats.pop(username, None)
 
+    def search(self, contains: str, limit: int | None = None, offset: int = 0) -> list[Seat]:
+        ordered = sorted(self._ledger.seats.values(), key=lambda seat: (seat.assigned_at, seat.username))
+        matching = [seat for seat in ordered if contains in seat.username]
+        return matching[offset : None if limit is None else offset + limit]
+
+    def count_matching(self, contains: str) -> int:
+        return sum(contains in name for name in self._ledger.seats)
+
     def list(self, limit: int | None = None, offset: int = 0) -> list[Seat]:
         ordered = sorted(self._ledger.seats.values(), key=lambda seat: (seat.assigned_at, seat.username))
         return ordered[offset : None if limit is None else offset + limit]

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 
 from adapters.sql import tables as t
 from adapters.sql.rows import (
@@ -83,6 +83,23 @@ class SqlSeats:
         result = self._uow.write(delete(t.seats).where(t.seats.c.username == username))
         self._uow.seats_in_use -= result.rowcount
 
+    def search(self, contains: str, limit: int | None = None, offset: int = 0) -> list[Seat]:
+        statement = (
+            select(t.seats)
+            .where(_name_contains(contains))
+            .order_by(t.seats.c.assigned_at, t.seats.c.username)
+            .offset(offset)
+        )
+        if limit is not None:
+            statement = statement.limit(limit)
+        return [seat_of(row) for row in self._uow.read(statement)]
+
+    def count_matching(self, contains: str) -> int:
+        count: int = self._uow.read(
+            select(func.count()).select_from(t.seats).where(_name_contains(contains))
+        ).scalar_one()
+        return count
+
     def list(self, limit: int | None = None, offset: int = 0) -> list[Seat]:
         statement = select(t.seats).order_by(t.seats.c.assigned_at, t.seats.c.username).offset(offset)
         if limit is not None:
@@ -150,3 +167,9 @@ class SqlAgreements:
                 accepted_at=acceptance.accepted_at,
             )
         )
+
+
+def _name_contains(contains: str) -> ColumnElement[bool]:
+    """User names (kept case-folded) that contain `contains` literally: % and _ are no wildcards."""
+    escaped = contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return t.seats.c.username.like(f"%{escaped}%", escape="\\")

@@ -71,10 +71,58 @@ class UserPage:
     offset: int
 
 
-def list_users(store: Store, limit: int | None = None, offset: int = 0) -> UserPage:
-    """The seat holders from `offset` on, at most `limit` of them (None: all)."""
+def list_users(store: Store, limit: int | None = None, offset: int = 0, contains: str = "") -> UserPage:
+    """The seat holders from `offset` on, at most `limit` of them (None: all).
+
+    With `contains`, only those whose name contains it, compared as names are (case-folded);
+    `total` then counts the matching holders.
+    """
+    needle = _search_text(contains)
     with store.reading() as uow:
-        return UserPage(uow.seats.list(limit, offset), uow.seats.count(), offset)
+        if not needle:
+            return UserPage(uow.seats.list(limit, offset), uow.seats.count(), offset)
+        return UserPage(uow.seats.search(needle, limit, offset), uow.seats.count_matching(needle), offset)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """Several users removed at once: who lost a seat, who held none, and the counts afterwards."""
+
+    removed: list[str]
+    not_holding: list[str]
+    counts: SeatCounts
+
+
+def remove_users(
+    raw_names: list[str], removed_by: str, store: Store, now: datetime, grace_period: timedelta
+) -> Removal:
+    """Take back the seats of several users in one transaction; names without a seat are reported."""
+    names = list(dict.fromkeys(_read_name(raw) for raw in raw_names))
+    if not names:
+        raise Refused("Select the users to remove first.")
+    with store.writing() as uow:
+        holders = uow.seats.holders(names)
+        counts = count_seats(uow, now, grace_period)
+        events = []
+        for username in names:
+            if username not in holders:
+                continue
+            uow.seats.remove(username)
+            after = SeatCounts(counts.licensed, counts.in_use - 1)
+            events.append(counts.event(EventKind.USER_REMOVED, now, removed_by, username, after))
+            counts = after
+        uow.events.record(events)
+        uow.commit()
+    removed = [name for name in names if name in holders]
+    return Removal(removed, [name for name in names if name not in holders], counts)
+
+
+def _search_text(contains: str) -> str:
+    """What a search for part of a name looks for: the part as names are compared, or nothing."""
+    try:
+        return normalize_username(contains)
+    except InvalidUsername:
+        return ""
 
 
 def _read_name(raw_name: object) -> str:
