@@ -212,6 +212,17 @@ class Settings(BaseSettings):
         description="How many times a start that keeps failing is tried before it is set aside.",
     )
 
+    console_session_timeout: Duration = Field(
+        default=timedelta(minutes=30),
+        description="How long a console session lasts without activity before its administrator must sign "
+        "in again.",
+    )
+    console_trusted_proxies: str = Field(
+        default="",
+        description="Addresses of the reverse proxies (comma-separated IPs or networks) whose "
+        "X-Forwarded-For and X-Forwarded-Proto headers the console believes; empty: none.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _database_url_scheme(cls, value: str) -> str:
@@ -256,6 +267,19 @@ class Settings(BaseSettings):
                 "machine, set AVTOR_DEVELOPMENT_MODE=1 to trust the development key)"
             )
         return value
+
+    @field_validator("console_trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        for part in filter(None, (item.strip() for item in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{part!r} is not an IP address or network: list the proxies' addresses, "
+                    "comma-separated, for example 127.0.0.1,10.0.0.0/24"
+                ) from None
+        return ",".join(item.strip() for item in value.split(",") if item.strip())
 
     def trusted_public_key(self) -> str:
         """The key every answer of the license service must be signed with; SettingsError if there is none.
