@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.sql import SchemaOutdated, StoreUnreachable, describe_url
-from cli import agreement, enrolment, events, licenses, migrate, report, status, users
+from cli import admins, agreement, enrolment, events, licenses, migrate, report, serve, status, tokens, users
 from cli.context import Context
 from cli.output import emit_json, warn
 from cli.workers import WorkersUnavailable
@@ -67,7 +67,19 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="answer in JSON, for scripts")
     common.add_argument("--show-keys", action="store_true", help="show license keys in full")
     commands = main_parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (status, licenses, users, events, report, agreement, enrolment, migrate):
+    for module in (
+        status,
+        licenses,
+        users,
+        events,
+        report,
+        agreement,
+        enrolment,
+        migrate,
+        admins,
+        tokens,
+        serve,
+    ):
         module.register(commands, common)
     return main_parser
 

@@ -1,0 +1,1 @@
+"""The console and the HTTP API (`avtorlm serve`): requests become the same use cases as `avtorlm`."""

@@ -1,0 +1,126 @@
+"""What the console shows of the ledger: licenses by id, the banner, removal warnings, refresh changes.
+
+The JSON shapes are those of `avtorlm ... --json`, so scripts read the API as they read the command line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from domain.licenses import masked_key
+from domain.services.ledger import SeatCounts
+from domain.services.licenses import LicenseView
+from domain.services.status import LedgerStatus
+from tasks.messages import agreement_message, counts_message, license_message
+
+# The fields a refresh may change, as the administrator reads them.
+CHANGING_FIELDS = {
+    "status": "status",
+    "seats": "seats",
+    "seats_granted": "seats granted",
+    "expires_at": "expiry",
+    "customer": "customer",
+    "last_error": "last problem",
+}
+
+
+@dataclass(frozen=True)
+class Banner:
+    """A sentence at the top of the License and Users tabs saying what to do."""
+
+    level: str  # "danger" or "warning"
+    title: str
+    text: str
+
+
+def license_id(key: str) -> str:
+    """A license's name in URLs and pages: never the key, which stays on the server."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def license_document(view: LicenseView) -> dict[str, Any]:
+    """One license as JSON, key masked, with its id for the API's URLs."""
+    return {"id": license_id(view.key), **license_message(view)}
+
+
+def status_document(status: LedgerStatus) -> dict[str, Any]:
+    """Counts, licenses and the agreement, with the banner's words."""
+    banner = banner_for(status.counts, len(status.licenses))
+    return {
+        **counts_message(status.counts),
+        "licenses": [license_document(view) for view in status.licenses],
+        "agreement": agreement_message(status.agreement),
+        "advice": None if banner is None else f"{banner.title} {banner.text}",
+    }
+
+
+def banner_for(counts: SeatCounts, licenses: int) -> Banner | None:
+    """What the administrator must do now, if anything."""
+    if counts.over_limit_by:
+        users = _users(counts.over_limit_by)
+        return Banner(
+            "danger",
+            "Over the limit.",
+            f"{_users(counts.in_use)} hold seats but the licenses grant only {counts.licensed}: nobody may "
+            f"use Avtor until {users} {'is' if counts.over_limit_by == 1 else 'are'} removed on the Users "
+            "tab or a license is added with Add License.",
+        )
+    if licenses == 0:
+        return Banner(
+            "warning", "No license yet.", "Add one with Add License: until then no editor gets a seat."
+        )
+    if counts.free == 0:
+        return Banner(
+            "warning",
+            "No seat is free.",
+            f"All {counts.licensed} seats are in use: editors without a seat are refused until a license "
+            "is added with Add License or users are removed on the Users tab.",
+        )
+    return None
+
+
+def removal_warning(view: LicenseView, counts: SeatCounts) -> str:
+    """What removing a license does, said before it is done."""
+    left = counts.licensed - view.seats_granted
+    goes = f"Remove the license {masked_key(view.key)}? Its {_seats(view.seats_granted)} go at once"
+    if counts.in_use > left:
+        over = counts.in_use - left
+        return (
+            f"{goes}: {_users(counts.in_use)} will then hold seats with {_seats(left)} licensed, "
+            f"{over} over the limit, and nobody may use Avtor until {_users(over)} "
+            f"{'is' if over == 1 else 'are'} removed."
+        )
+    return f"{goes}: {_seats(left)} stay licensed for {_users(counts.in_use)}, who stay within the limit."
+
+
+def changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The fields of a license that a refresh changed, before and after."""
+    if before is None or after is None:
+        return []
+    return [
+        {"field": label, "before": before.get(name), "after": after.get(name)}
+        for name, label in CHANGING_FIELDS.items()
+        if before.get(name) != after.get(name)
+    ]
+
+
+def describe_changes(found: list[dict[str, Any]]) -> str:
+    """The changes in one sentence."""
+    if not found:
+        return "Nothing changed."
+    parts = [f"{change['field']} {_shown(change['before'])} → {_shown(change['after'])}" for change in found]
+    return "Changed: " + "; ".join(parts) + "."
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None or value == "" else str(value)
+
+
+def _seats(count: int) -> str:
+    return "1 seat" if count == 1 else f"{count} seats"
+
+
+def _users(count: int) -> str:
+    return "1 user" if count == 1 else f"{count} users"
