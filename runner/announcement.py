@@ -6,16 +6,21 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from adapters.sql import describe_url
 from config import Settings, hide_password
 from runner.children import ROOT
+
+# The Redis URL of the hosts' user (the CMS), which the demo and host_client read.
+HOST_URL_VARIABLE = "AVTOR_HOST_REDIS_URL"
 
 # The variables another shell needs to reach the running system.
 EXPORTED = [
     "AVTOR_DATA_DIR",
     "AVTOR_DATABASE_URL",
     "AVTOR_REDIS_URL",
+    HOST_URL_VARIABLE,
     "AVTOR_LICENSE_SERVER_URL",
     "AVTOR_LICENSE_SERVER_PUBLIC_KEY",
     "AVTOR_REVALIDATE_EVERY",
@@ -40,8 +45,24 @@ def write_env_file(path: Path, lines: Sequence[str]) -> None:
     path.write_text("".join(f"export {line}\n" for line in lines), encoding="utf-8")
 
 
-def banner(settings: Settings, notes: Sequence[str], env_file: Path, shown_exports: Sequence[str]) -> str:
-    """Where everything runs, and how to use the command line against it."""
+def banner(
+    settings: Settings,
+    notes: Sequence[str],
+    env_file: Path,
+    shown_exports: Sequence[str],
+    host_url: str | None = None,
+) -> str:
+    """Where everything runs, how to use the command line against it, and the hosts' Redis URL."""
+    hosts = (
+        [
+            "Hosts (the CMS) add editors' starts to the stream avtor:enrol:requests as the Redis user "
+            f"{_user_of(host_url)}:",
+            f"  {hide_password(host_url)}  (its password: {HOST_URL_VARIABLE} in {_shown_path(env_file)})",
+            "",
+        ]
+        if host_url
+        else []
+    )
     lines = [
         "",
         "The Avtor License Manager runs. Stop it with Ctrl-C.",
@@ -57,6 +78,7 @@ def banner(settings: Settings, notes: Sequence[str], env_file: Path, shown_expor
         "  .venv/bin/avtorlm license add AVTR-DEMO-ACTV-SEAT-0005",
         "  .venv/bin/avtorlm user list",
         "",
+        *hosts,
         "Watch the whole story: scripts/demo",
         "",
     ]
@@ -70,6 +92,10 @@ def spoken(duration: timedelta) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"
+
+
+def _user_of(url: str) -> str:
+    return urlsplit(url).username or "default"
 
 
 def _quoted(value: str) -> str:

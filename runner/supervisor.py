@@ -2,9 +2,14 @@
 
 It migrates the store, starts Redis (unless AVTOR_REDIS_URL names one), the
 development license server (unless AVTOR_LICENSE_SERVER_URL names a service), an
-enrolment worker, an admin worker and exactly one beat; prints where everything
+enrolment consumer, an admin worker and exactly one beat; prints where everything
 runs; and on Ctrl-C or SIGTERM stops them all, newest first, and exits 0. If a
 process stops on its own, the others are stopped and the exit code is 1.
+
+The Redis it starts knows three users with passwords new at each start (see
+config/redis_users.py): the consumer, the admin worker and beat connect as
+`avtor-worker`; data/run.env gives the command line `avtor-admin` and names the
+hosts' URL (`avtor-host`) for the demo and the CMS.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import requests
 
 from adapters.sql import StoreUnreachable, create_store_engine, describe_url, migrate
 from config import Settings, SettingsError, hide_password, load_settings
-from runner.announcement import banner, exports, spoken, write_env_file
+from config.redis_users import USER_NAMES, RedisUser, Role, installation_users, new_passwords, url_for
+from runner.announcement import HOST_URL_VARIABLE, banner, exports, spoken, write_env_file
 from runner.children import Child, ChildFailed
 from runner.redis_server import (
     NoRedisServer,
@@ -33,6 +39,8 @@ from runner.redis_server import (
     persistence_warnings,
     redis_server_argv,
     redis_server_binary,
+    redis_server_version,
+    write_users_file,
 )
 
 DEFAULT_REDIS_PORT = 6479
@@ -41,6 +49,9 @@ START_SECONDS = 90.0
 # A schedule fast enough to watch: each license is re-validated every 10 s, looked for every second.
 DEMO_SCHEDULE = {"AVTOR_REVALIDATE_EVERY": "10s", "AVTOR_REVALIDATE_TICK": "1s"}
 ENV_FILE = "run.env"
+USERS_FILE = "users.acl"
+# The admin worker uses no Celery events, heartbeats or worker-to-worker messages (nor may its Redis user).
+WORKER_OPTIONS = ["--loglevel=INFO", "--without-heartbeat", "--without-gossip", "--without-mingle"]
 
 
 class Stopped(Exception):
@@ -94,6 +105,10 @@ class System:
         self.env["PYTHONUNBUFFERED"] = "1"
         self.starts_redis = False
         self.starts_license_server = False
+        # The Redis URL of each kind of process (with its user's password when Redis is started here).
+        self.redis_urls: dict[Role, str] = {}
+        self.redis_users: list[RedisUser] = []
+        self.redis_address = ""
         self.env_file: Path | None = None
         self.notes: list[str] = []
 
@@ -143,6 +158,20 @@ class System:
         self.env.update(overrides)
         self.starts_redis = "AVTOR_REDIS_URL" in overrides
         self.starts_license_server = "AVTOR_LICENSE_SERVER_URL" in overrides
+        if self.starts_redis:
+            # Each process is given the URL of its own user; none gets Redis without one.
+            address = self.redis_address = self.env.pop("AVTOR_REDIS_URL")
+            self.redis_users = installation_users(new_passwords())
+            self.redis_urls = {
+                user.role: url_for(address, user.name, user.password) for user in self.redis_users
+            }
+            overrides["AVTOR_REDIS_URL"] = self.redis_urls[Role.WORKER]
+        else:
+            # The administrator's own Redis: every process uses the URL given (and hosts theirs, if given).
+            given = overrides.get("AVTOR_REDIS_URL", settings.redis_url)
+            self.redis_urls = {Role.WORKER: given, Role.ADMIN: given}
+            if self.env.get(HOST_URL_VARIABLE):
+                self.redis_urls[Role.HOST] = self.env[HOST_URL_VARIABLE]
         return load_settings(
             **{name.removeprefix("AVTOR_").lower(): value for name, value in overrides.items()}
         )
@@ -158,7 +187,7 @@ class System:
         if self.starts_license_server:
             self._start_license_server(settings)
         self._check_stop()
-        self._start_celery(settings)
+        self._start_workers(settings)
 
     def _migrate(self, settings: Settings) -> None:
         engine = create_store_engine(settings.store_url)
@@ -174,12 +203,19 @@ class System:
         _refuse_busy_port(port, "--redis-port", "Redis")
         directory = self._data_dir(settings) / "redis"
         directory.mkdir(parents=True, exist_ok=True)
-        argv = redis_server_argv(redis_server_binary(), port, directory.resolve())
+        binary = redis_server_binary()
+        # Only these users, with this start's passwords: the default user is off.
+        users = write_users_file(directory / USERS_FILE, self.redis_users, redis_server_version(binary))
+        argv = redis_server_argv(binary, port, directory.resolve(), users.resolve())
         redis = self._launch(Child("Redis server", argv, self.env, self._log(settings, "redis"), 20.0))
         redis.wait_until(lambda: answers_ping(settings.redis_url), START_SECONDS, self._stopping)
         self._check_stop()
         self.notes.append(
-            f"Redis            {settings.redis_url}  (started here: append-only, noeviction, in {directory})"
+            f"Redis            {self.redis_address}  (started here: append-only, noeviction, in {directory})"
+        )
+        self.notes.append(
+            f"Redis users      {USER_NAMES[Role.WORKER]} (workers, beat), {USER_NAMES[Role.ADMIN]} "
+            f"(avtorlm), {USER_NAMES[Role.HOST]} (hosts): new passwords each start, the default user off"
         )
 
     def _check_own_redis(self, settings: Settings) -> None:
@@ -212,40 +248,46 @@ class System:
             f"switches under /_dev, see docs/license-server.md)"
         )
 
-    def _start_celery(self, settings: Settings) -> None:
-        celery = [sys.executable, "-m", "celery", "-A", "worker"]
-        quiet = ["--loglevel=INFO", "--without-gossip", "--without-mingle"]
-        enrolment = Child(
-            "enrolment worker",
-            [*celery, "worker", "-Q", "avtor.enrolment", "-n", "enrolment@%h", "-c", "2", *quiet],
-            self.env,
-            self._log(settings, "worker-enrolment"),
+    def _start_workers(self, settings: Settings) -> None:
+        workers = self._env_for(Role.WORKER)
+        consumer = Child(
+            "enrolment consumer",
+            [sys.executable, "-m", "worker.enrolment_consumer"],
+            workers,
+            self._log(settings, "enrolment-consumer"),
         )
+        celery = [sys.executable, "-m", "celery", "-A", "worker"]
         admin = Child(
             "admin worker",
-            [*celery, "worker", "-Q", "avtor.admin", "-n", "admin@%h", "-c", "2", *quiet],
-            self.env,
+            [*celery, "worker", "-Q", "avtor.admin", "-n", "admin@%h", "-c", "2", *WORKER_OPTIONS],
+            workers,
             self._log(settings, "worker-admin"),
         )
         schedule = self._data_dir(settings) / "celerybeat-schedule"
         beat = Child(
             "beat",
             [*celery, "beat", "--loglevel=INFO", "-s", str(schedule)],
-            self.env,
+            workers,
             self._log(settings, "beat"),
         )
-        for child in (enrolment, admin, beat):
+        for child in (consumer, admin, beat):
             self._launch(child)
-        for child, ready in ((enrolment, " ready."), (admin, " ready."), (beat, "beat: Starting...")):
+        for child, ready in ((consumer, " is ready"), (admin, " ready."), (beat, "beat: Starting...")):
             child.wait_until(partial(_logged, child, ready), START_SECONDS, self._stopping)
             self._check_stop()
-        self.notes.append(f"enrolment worker queue avtor.enrolment  (log {enrolment.log_path})")
-        self.notes.append(f"admin worker     queue avtor.admin      (log {admin.log_path})")
+        self.notes.append(
+            f"enrolment        avtor-enrolment-consumer on avtor:enrol:requests  (log {consumer.log_path})"
+        )
+        self.notes.append(f"admin worker     queue avtor.admin  (log {admin.log_path})")
         every, tick = spoken(settings.revalidate_every), spoken(settings.revalidate_tick)
         self.notes.append(
             f"beat             exactly one: licenses re-validated every {every}, looked at every {tick}  "
             f"(log {beat.log_path})"
         )
+
+    def _env_for(self, role: Role) -> dict[str, str]:
+        """The environment of a process of `role`: the run's, with the Redis URL of its user."""
+        return {**self.env, "AVTOR_REDIS_URL": self.redis_urls[role]}
 
     def _launch(self, child: Child) -> Child:
         self.children.append(child)
@@ -256,8 +298,21 @@ class System:
     def _announce(self, settings: Settings) -> None:
         data_dir = self._data_dir(settings)
         self.env_file = data_dir / ENV_FILE
-        write_env_file(self.env_file, exports(self.env, data_dir))
-        _say(banner(settings, self.notes, self.env_file, exports(self.env, data_dir, shown=True)))
+        # Another shell is the administrator's: avtorlm connects as the admin user; hosts' URL beside it.
+        shell = self._env_for(Role.ADMIN)
+        host_url = self.redis_urls.get(Role.HOST)
+        if host_url:
+            shell[HOST_URL_VARIABLE] = host_url
+        write_env_file(self.env_file, exports(shell, data_dir))
+        _say(
+            banner(
+                settings,
+                self.notes,
+                self.env_file,
+                exports(shell, data_dir, shown=True),
+                host_url=host_url if self.starts_redis else None,
+            )
+        )
 
     def _watch(self) -> Child | None:
         """Wait for a stop request; return the child that stopped on its own, if one did."""

@@ -1,8 +1,9 @@
 """The README's run command, end to end: `scripts/run` on free ports, the demo against it, Ctrl-C.
 
-The run starts its own Redis, the development license server, two workers and
-beat; the demo tells the whole story through them; SIGINT stops everything and
-nothing of it is left running.
+The run starts its own Redis (with the three users of config/redis_users.py and
+new passwords), the development license server, the enrolment consumer, an admin
+worker and beat; the demo tells the whole story through them (editors through the
+hosts' user); SIGINT stops everything and nothing of it is left running.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from config.redis_users import USER_NAMES, Role
 from tests.support.processes import ProcessInfo, descendants, kill_all, still_running
 from tests.support.servers import RedisServer, free_port
 from tests.support.workers import ROOT, avtor_environment
@@ -88,12 +90,49 @@ def commands(processes: list[ProcessInfo]) -> str:
     return "\n".join(info.command for info in processes)
 
 
+def run_env(path: Path) -> dict[str, str]:
+    """The variables data/run.env exports (its values are plain: URLs of hex passwords)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return dict(line.removeprefix("export ").split("=", 1) for line in lines)
+
+
+def redis_url_of(info: ProcessInfo) -> str:
+    """The AVTOR_REDIS_URL a running process was started with."""
+    environ = Path(f"/proc/{info.pid}/environ").read_bytes().split(b"\0")
+    [url] = [item.split(b"=", 1)[1].decode() for item in environ if item.startswith(b"AVTOR_REDIS_URL=")]
+    return url
+
+
 def test_the_run_command_runs_the_whole_story_and_ctrl_c_stops_everything(run: Run) -> None:
     started = commands(run.started)
     assert "redis-server" in started and "licenseserver" in started
-    assert "-Q avtor.enrolment" in started and "-Q avtor.admin" in started
+    assert "-m worker.enrolment_consumer" in started and "-Q avtor.admin" in started
+    assert "avtor.enrolment" not in started
     assert started.count("celery -A worker beat") == 1
     assert (run.data / "run.env").exists()
+
+    # Each process has its own Redis user; the command line and the hosts get theirs in run.env.
+    exported = run_env(run.data / "run.env")
+    admin, host = (
+        redis.connection.parse_url(exported["AVTOR_REDIS_URL"]),
+        redis.connection.parse_url(exported["AVTOR_HOST_REDIS_URL"]),
+    )
+    assert (admin["username"], host["username"]) == (USER_NAMES[Role.ADMIN], USER_NAMES[Role.HOST])
+    workers = [
+        info
+        for info in run.started
+        if "worker.enrolment_consumer" in info.command or "celery -A worker" in info.command
+    ]
+    assert len({info.pid for info in workers}) >= 3
+    for info in workers:
+        assert redis.connection.parse_url(redis_url_of(info))["username"] == USER_NAMES[Role.WORKER]
+    for password in (admin["password"], host["password"]):
+        assert password not in run.output(), "the banner shows a password"
+    assert f"{USER_NAMES[Role.HOST]}:***@127.0.0.1:" in run.output()
+    nobody = redis.Redis(host="127.0.0.1", port=admin["port"])
+    with pytest.raises(redis.AuthenticationError):
+        nobody.ping()
+    nobody.close()
 
     demo = subprocess.run(
         [str(ROOT / "scripts" / "demo")], env=run.env, cwd=ROOT, capture_output=True, text=True, timeout=240
