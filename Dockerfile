@@ -1,5 +1,6 @@
 # The Avtor License Manager's image: one image for every role in docker-compose.yml
-# (migration, workers, beat, the development license server, Flower).
+# (migration, enrolment consumers, the admin worker, beat, the development license server,
+# the command line). Redis runs the official image with docker/redis/write-users.sh.
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -21,9 +22,11 @@ COPY host_client ./host_client
 COPY licenseserver ./licenseserver
 COPY runner ./runner
 COPY tasks ./tasks
+COPY web ./web
 COPY worker ./worker
-# A regular (not editable) install of the project itself: the console scripts avtorlm and
-# avtor-license-server, `celery -A worker`, and Flower from the monitoring extra. Without an
+# A regular (not editable) install of the project itself: the console scripts avtorlm,
+# avtor-enrolment-consumer and avtor-license-server, `celery -A worker`, and Flower from the
+# monitoring extra (which docker-compose.yml no longer runs: see docs/docker.md). Without an
 # index, so that the build fails if the lock lacks anything pyproject.toml asks for.
 RUN pip install --no-index --no-build-isolation ".[monitoring]"
 

@@ -290,7 +290,8 @@ def acl_file_template(redis_version: tuple[int, int] = CURRENT_REDIS) -> str:
     lines = [
         "# The Redis users of the Avtor License Manager (config/redis_users.py; regenerate this file",
         "# with `python -m config.redis_users template`). docker/redis/write-users.sh replaces each",
-        "# placeholder with the SHA-256 of the password given in the environment.",
+        "# placeholder with the SHA-256 of the password given in the environment and leaves out",
+        "# these comment lines, which an ACL file may not hold.",
     ]
     for role in Role:
         lines.append(
