@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from config.redis_users import USER_NAMES, Role
 from tests.support.processes import ProcessInfo, descendants, kill_all, still_running
@@ -129,7 +131,7 @@ def test_the_run_command_runs_the_whole_story_and_ctrl_c_stops_everything(run: R
     for password in (admin["password"], host["password"]):
         assert password not in run.output(), "the banner shows a password"
     assert f"{USER_NAMES[Role.HOST]}:***@127.0.0.1:" in run.output()
-    nobody = redis.Redis(host="127.0.0.1", port=admin["port"])
+    nobody = redis.Redis(host="127.0.0.1", port=admin["port"], retry=Retry(NoBackoff(), 0))
     with pytest.raises(redis.AuthenticationError):
         nobody.ping()
     nobody.close()
