@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from bench.celery_baseline import CeleryBaseline
 from bench.figures import (
     CELERY_QUEUED,
+    NOOP_LATENCY,
     NOOP_QUEUED,
     NOOP_STREAMED,
     Figures,
@@ -134,9 +135,24 @@ def measure_baselines(
     # Streamed figures offer the rate the transport carries at most: a consumer that falls short falls behind.
     offered = queued.rate
     steady = starts(f"N{number}-", f"r{number}-noop-s", plan.entries)
-    figures.add(NOOP_STREAMED, noop.stream(steady, offered, "already_enrolled", plan.timeout))
+    streamed = noop.stream(steady, offered, "already_enrolled", plan.timeout)
+    figures.add(NOOP_STREAMED, streamed)
+    rate = min(queued.rate, streamed.rate) / 2
+    batch = starts(f"N{number}-", f"r{number}-noop-l", latency_entries(plan, rate))
+    latency = noop.latencies(batch, rate, "already_enrolled", plan.timeout, lead_in(plan, rate))
+    figures.add_latency(NOOP_LATENCY, rate, latency)
     figures.add(CELERY_QUEUED, celery.drain(plan.celery_tasks, plan.timeout))
     return offered
+
+
+def lead_in(plan: Plan, rate: float) -> int:
+    """How many entries bring a consumer from idle to steady before latency is counted."""
+    return int(rate * plan.lead_in_seconds)
+
+
+def latency_entries(plan: Plan, rate: float) -> int:
+    """How many entries a latency measurement sends at `rate`, lead-in included."""
+    return lead_in(plan, rate) + max(100, int(rate * plan.latency_seconds))
 
 
 def measure_store(number: int, plan: Plan, ledgers: Ledgers, offered: float, figures: Figures) -> None:
@@ -172,11 +188,10 @@ def measure_store(number: int, plan: Plan, ledgers: Ledgers, offered: float, fig
     for editors, outcome in (("new", "granted"), ("enrolled", "already_enrolled")):
         # Half the capacity this round measured: the lower of pre-queued and streamed.
         rate = min(capacity[editors]) / 2
-        lead_in = int(rate * plan.lead_in_seconds)
-        count = lead_in + max(100, int(rate * plan.latency_seconds))
+        count = latency_entries(plan, rate)
         batch = starts(f"L{number}-", f"r{number}-{kind}-l-{editors}", count, distinct=granted or None)
         granted = granted or count
-        latency = small.latencies(batch, rate, outcome, timeout, lead_in)
+        latency = small.latencies(batch, rate, outcome, timeout, lead_in(plan, rate))
         figures.add_latency(f"{kind}, {editors} editors", rate, latency)
         refresh_statistics(ledgers.urls[SMALL_LEDGER])
     ledgers.reset()
@@ -270,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     # Stopped with SIGTERM, it still stops the processes and servers it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     plan = Plan(
-        entries=options.entries or (300 if options.quick else 20_000),
+        entries=options.entries or (300 if options.quick else 10_000),
         celery_tasks=options.celery_tasks or (100 if options.quick else 3_000),
         rounds=options.rounds or (1 if options.quick else 3),
         latency_seconds=0.3 if options.quick else 3.0,
@@ -344,7 +359,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small counts and one round, for a smoke test")
     parser.add_argument("--stores", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
-    parser.add_argument("--entries", type=int, default=0, help="entries per figure (default 20,000)")
+    parser.add_argument("--entries", type=int, default=0, help="entries per figure (default 10,000)")
     parser.add_argument(
         "--celery-tasks", type=int, default=0, help="tasks for the Celery baseline (default 3,000)"
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 NOOP_QUEUED = "no-op stream consumer, pre-queued"
 NOOP_STREAMED = "no-op stream consumer, streamed"
 CELERY_QUEUED = "no-op Celery task, pre-queued"
+NOOP_LATENCY = "no-op stream consumer"
 
 # The targets (docs/benchmarks.md): ratios to the no-op stream consumer, latency, claim cost, memory.
 ENROLLED_TARGET = 0.6
