@@ -18,11 +18,14 @@
 `acl_file` an ACL file for `redis-server --aclfile`, and `acl_file_template` the
 same file with placeholders for the passwords' SHA-256 hashes, which
 `docker/redis/write-users.sh` fills in from the environment in docker compose.
-`python -m config.redis_users template` prints that template.
+`python -m config.redis_users template` prints that template, `... commands` the
+`ACL SETUSER` commands for a Redis of your own, and `... host-user NAME` the ACL
+file line of one more host user with a new password.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import re
 import secrets
@@ -350,13 +353,65 @@ def redis_version_of(text: str) -> tuple[int, int]:
     return int(found.group(1)), int(found.group(2))
 
 
+def host_user_line(name: str, password: str) -> str:
+    """An ACL file line for one more host user `name`: the contract's rule, the password as SHA-256."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        raise ValueError("a user name is 1 to 64 letters, digits, - _ . (starting with a letter or digit)")
+    check_password(password)
+    return f"user {name} on #{password_hash(password)} {' '.join(HOST_RULES)}"
+
+
+def setuser_commands(redis_version: tuple[int, int] = CURRENT_REDIS) -> list[str]:
+    """`ACL SETUSER` commands for redis-cli, the passwords left as `>HOST_PASSWORD` and the like."""
+    commands = []
+    for role in Role:
+        permissions = " ".join(rules(role, redis_version))
+        commands.append(f"ACL SETUSER {USER_NAMES[role]} on >{role.value.upper()}_PASSWORD {permissions}")
+    return commands
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m config.redis_users",
+        description="The Redis users of the Avtor License Manager (docs/redis-users.md).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("template", help="print docker compose's ACL file template (docker/redis)")
+    setuser = commands.add_parser(
+        "commands", help="print ACL SETUSER commands of the three users, for a Redis of your own"
+    )
+    setuser.add_argument(
+        "--redis-version",
+        default=".".join(map(str, CURRENT_REDIS)),
+        help="the version of that Redis, such as 7.0 (default %(default)s)",
+    )
+    host = commands.add_parser(
+        "host-user",
+        help="make one more host user: prints its ACL file line, and its new password on standard error",
+    )
+    host.add_argument("name", help="the user's name, such as cms-prod-2")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m config.redis_users template`: print the ACL file template of docker compose."""
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments != ["template"]:
-        print("usage: python -m config.redis_users template", file=sys.stderr)
-        return 2
-    sys.stdout.write(acl_file_template())
+    """`python -m config.redis_users template|commands|host-user NAME`."""
+    arguments = _parser().parse_args(argv)
+    if arguments.command == "template":
+        sys.stdout.write(acl_file_template())
+    elif arguments.command == "commands":
+        print("\n".join(setuser_commands(redis_version_of(arguments.redis_version))))
+    else:
+        password = new_password()
+        try:
+            line = host_user_line(arguments.name, password)
+        except ValueError as error:
+            print(f"python -m config.redis_users host-user: {error}", file=sys.stderr)
+            return 2
+        print(line)
+        print(
+            f"The password of {arguments.name} (give it to the host; it is kept nowhere else): {password}",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -11,6 +11,8 @@ set -eu
 
 template="${REDIS_ACL_TEMPLATE:-/etc/avtor-redis/users.acl.template}"
 target="${REDIS_ACL_FILE:-/run/avtor-redis/users.acl}"
+# More host users, one `user` line each (python -m config.redis_users host-user NAME), if any.
+hosts="${REDIS_HOST_USERS_FILE:-/etc/avtor-redis/hosts.acl}"
 
 password_hash() {
     name="$1"
@@ -44,6 +46,9 @@ sed -e '/^#/d' \
     -e "s/@WORKER_PASSWORD_SHA256@/$worker/" \
     -e "s/@ADMIN_PASSWORD_SHA256@/$admin/" \
     "$template" > "$target.new"
+if [ -f "$hosts" ]; then
+    sed -e '/^#/d' -e '/^[[:space:]]*$/d' "$hosts" >> "$target.new"
+fi
 mv "$target.new" "$target"
 # The image's entrypoint runs redis-server as the user redis, which must read the file.
 if [ "$(id -u)" = 0 ] && id redis > /dev/null 2>&1; then

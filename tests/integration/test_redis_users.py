@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -83,6 +84,16 @@ def test_the_names_in_the_rules_are_the_ones_the_consumer_uses() -> None:
 def test_the_compose_acl_file_template_is_the_one_the_rules_make() -> None:
     template = (ROOT / "docker" / "redis" / "users.acl.template").read_text(encoding="utf-8")
     assert template == acl.acl_file_template(), "run: python -m config.redis_users template"
+
+
+def test_the_commands_for_a_redis_of_your_own_are_the_rules() -> None:
+    commands = acl.setuser_commands((7, 0))
+    for role, command in zip(Role, commands, strict=True):
+        name, password = USER_NAMES[role], f">{role.value.upper()}_PASSWORD"
+        assert command.split() == ["ACL", "SETUSER", name, "on", password, *acl.rules(role, (7, 0))]
+    assert "+client|setinfo" not in " ".join(commands)
+    with pytest.raises(ValueError, match="user name"):
+        acl.host_user_line("two words", acl.new_password())
 
 
 def test_passwords_are_long_random_and_fit_a_url_and_an_acl_file() -> None:
@@ -391,11 +402,23 @@ def test_the_compose_entrypoint_writes_the_acl_file_from_the_environment(tmp_pat
         template = tmp_path / "users.acl.template"
         template.write_text(acl.acl_file_template(version), encoding="utf-8")
     passwords = new_passwords()
+    # One more host user, as `python -m config.redis_users host-user` makes it.
+    more_hosts = tmp_path / "hosts.acl"
+    made = subprocess.run(
+        [sys.executable, "-m", "config.redis_users", "host-user", "cms-prod-2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    more_hosts.write_text(f"# the second CMS\n{made.stdout}\n", encoding="utf-8")
+    second_host = made.stderr.rsplit(": ", 1)[1].strip()
     port = free_port()
     env = {
         "PATH": "/usr/bin:/bin",
         "REDIS_ACL_FILE": str(tmp_path / "acl" / "users.acl"),
         "REDIS_ACL_TEMPLATE": str(template),
+        "REDIS_HOST_USERS_FILE": str(more_hosts),
         **{f"REDIS_{role.value.upper()}_PASSWORD": password for role, password in passwords.items()},
     }
     script = ROOT / "docker" / "redis" / "write-users.sh"
@@ -404,6 +427,11 @@ def test_the_compose_entrypoint_writes_the_acl_file_from_the_environment(tmp_pat
     server = start_redis(argv, tmp_path, port, env)
     try:
         check_users_log_in_and_default_is_off(port, passwords)
+        cms = redis.Redis(port=port, username="cms-prod-2", password=second_host)
+        assert cms.xadd(STREAM, {"request_id": "r-1", "username": "bob"})
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            cms.lpush("avtor.admin", "{}")
+        cms.close()
         written = Path(env["REDIS_ACL_FILE"]).read_text()
         assert "_PASSWORD_SHA256@" not in written
         assert all(line.startswith("user ") for line in written.splitlines())

@@ -214,6 +214,8 @@ def test_redis_knows_only_the_three_users_with_the_passwords_given() -> None:
     script = (ROOT / "docker" / "redis" / "write-users.sh").read_text(encoding="utf-8")
     assert 'target="${REDIS_ACL_FILE:-/run/avtor-redis/users.acl}"' in script
     assert 'template="${REDIS_ACL_TEMPLATE:-/etc/avtor-redis/users.acl.template}"' in script
+    # More host users (docs/redis-users.md) come from a file beside the template, if there is one.
+    assert 'hosts="${REDIS_HOST_USERS_FILE:-/etc/avtor-redis/hosts.acl}"' in script
     template = (ROOT / "docker" / "redis" / "users.acl.template").read_text(encoding="utf-8")
     assert template == acl_file_template(), "regenerate it: python -m config.redis_users template"
     for role in Role:
