@@ -155,6 +155,9 @@ class System:
             overrides["AVTOR_REDIS_URL"] = f"redis://127.0.0.1:{self.options.redis_port}/0"
         if "license_server_url" not in settings.model_fields_set:
             overrides["AVTOR_LICENSE_SERVER_URL"] = f"http://127.0.0.1:{self.options.license_server_port}"
+            # The development license server signs with a key whose private half ships with it:
+            # only a process in development mode trusts it, and every such process says so.
+            overrides["AVTOR_DEVELOPMENT_MODE"] = "1"
         self.env.update(overrides)
         self.starts_redis = "AVTOR_REDIS_URL" in overrides
         self.starts_license_server = "AVTOR_LICENSE_SERVER_URL" in overrides

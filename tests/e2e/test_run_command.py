@@ -34,6 +34,8 @@ class Run:
 
     def __init__(self, directory: Path, *options: str) -> None:
         self.env = avtor_environment(data_dir=str(directory / "data"))
+        # As a new user runs it: scripts/run turns development mode on by itself.
+        del self.env["AVTOR_DEVELOPMENT_MODE"]
         self.log_path = directory / "run.log"
         self.data = directory / "data"
         self.options = ["--redis-port", str(free_port()), "--license-server-port", str(free_port()), *options]
@@ -115,6 +117,7 @@ def test_the_run_command_runs_the_whole_story_and_ctrl_c_stops_everything(run: R
 
     # Each process has its own Redis user; the command line and the hosts get theirs in run.env.
     exported = run_env(run.data / "run.env")
+    assert exported["AVTOR_DEVELOPMENT_MODE"] == "1"
     admin, host = (
         redis.connection.parse_url(exported["AVTOR_REDIS_URL"]),
         redis.connection.parse_url(exported["AVTOR_HOST_REDIS_URL"]),
