@@ -248,7 +248,7 @@ def test_the_eleventh_wrong_password_in_a_minute_is_refused_for_a_name_and_from_
 def test_signing_in_gives_a_strict_cookie_and_signing_out_or_idling_ends_the_session(
     console_with: Any,
 ) -> None:
-    console = console_with(console_trusted_proxies="127.0.0.1", console_session_timeout="3s")
+    console = console_with(console_trusted_proxies="127.0.0.1", console_session_timeout="4s")
     browser = Browser(console.url)
     answer = browser.sign_in()
     cookie = answer.headers["Set-Cookie"]
@@ -267,7 +267,8 @@ def test_signing_in_gives_a_strict_cookie_and_signing_out_or_idling_ends_the_ses
     assert idle.get("/agreement").status_code == 200
     for _ in range(3):  # polling does not keep a session alive
         assert idle.get("/api/v1/summary", headers={"X-Avtor-Poll": "1"}).status_code == 200
-        time.sleep(1.2)
+        time.sleep(0.8)
+    time.sleep(2.5)
     assert idle.get("/agreement").headers.get("location") == "/sign-in"
     assert idle.api("GET", "/summary").status_code == 401
 
