@@ -56,7 +56,7 @@ class NewUser(BaseModel):
     name: str = Field(description="the CMS user name, e.g. sitecore\\bob")
 
 
-class Removal(BaseModel):
+class UsersToRemove(BaseModel):
     """Users whose seats are taken back together."""
 
     names: list[str] = Field(min_length=1, max_length=10_000, description="the CMS user names")
@@ -186,7 +186,7 @@ def give_seat(body: NewUser, request: Request, principal: Agreed) -> dict[str, A
 
 
 @router.post("/users/removal", summary="Take back the seats of one or several users")
-def take_seats_back(body: Removal, request: Request, principal: Agreed) -> dict[str, Any]:
+def take_seats_back(body: UsersToRemove, request: Request, principal: Agreed) -> dict[str, Any]:
     """Remove the users in one change; names that held no seat are listed, not refused."""
     console = console_of(request)
     done = remove_users(body.names, principal.actor, console.store, console.now(), console.grace_period)
