@@ -8,6 +8,7 @@ hosts' user); SIGINT stops everything and nothing of it is left running.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -154,6 +155,34 @@ def test_the_run_command_runs_the_whole_story_and_ctrl_c_stops_everything(run: R
     assert "The license …0005 is verified: 8 seats until" in story
     assert "demo\\editor-09 starts Avtor: granted. Seat granted: 6 of 8 seats in use." in story
     assert "last verified moved to" in story and "license_refreshed  schedule" in story
+
+    # As the README shows, the administrator adds users by hand; the demo, run again, still
+    # tells its story, counting from the seats it finds.
+    environment = {**run.env, **run_env(run.data / "run.env")}
+
+    def avtorlm(*arguments: str) -> str:
+        done = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "avtorlm"), *arguments],
+            env=environment,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    for user in json.loads(avtorlm("user", "list", "--all", "--json"))["users"]:
+        avtorlm("user", "remove", user["username"])
+    for name in ("sitecore\\Bob", "alice", "carol", "dave", "erin"):
+        avtorlm("user", "add", name)
+    again = subprocess.run(
+        [str(ROOT / "scripts" / "demo")], env=run.env, cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert again.returncode == 0, f"{again.stdout}\n{again.stderr}"
+    assert "5 users already hold seats (added before the demo); the demo counts from there." in again.stdout
+    assert "sitecore\\bob starts Avtor: already_enrolled." in again.stdout
 
     assert run.process is not None
     run.process.send_signal(signal.SIGINT)
