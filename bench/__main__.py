@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(
         entries=options.entries or (300 if options.quick else 10_000),
         celery_tasks=options.celery_tasks or (100 if options.quick else 3_000),
-        rounds=options.rounds or (1 if options.quick else 3),
+        rounds=options.rounds or (1 if options.quick else 4),
         latency_seconds=0.3 if options.quick else 3.0,
         lead_in_seconds=0.1 if options.quick else 0.5,
         large_ledger=2_000 if options.quick else 100_000,
@@ -312,7 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     print(figures.rounds())
     for text in figures.profiles:
         print(f"\nprofile, {text}")
-    print(f"\nthe run took {time.monotonic() - started:.0f} s", flush=True)
+    load = os.getloadavg()
+    print(
+        f"\nthe run took {time.monotonic() - started:.0f} s; load at the end {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"
+    )
     if options.json:
         Path(options.json).write_text(
             json.dumps({"plan": asdict(plan), "figures": asdict(figures)}, indent=2)
@@ -363,7 +366,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--celery-tasks", type=int, default=0, help="tasks for the Celery baseline (default 3,000)"
     )
-    parser.add_argument("--rounds", type=int, default=0, help="rounds of measurements (default 3)")
+    parser.add_argument("--rounds", type=int, default=0, help="rounds of measurements (default 4)")
     parser.add_argument("--json", help="also write every figure, round by round, to this file")
     parser.add_argument(
         "--postgresql-options",
