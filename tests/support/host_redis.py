@@ -17,7 +17,7 @@ from tests.support.workers import ROOT
 
 GUIDE = ROOT / "docs" / "host-integration.md"
 # The address every example of the guide connects to; the tests put theirs in its place.
-GUIDE_REDIS_URL = "redis://avtor-host:PASSWORD@127.0.0.1:6379/0"
+GUIDE_REDIS_URL = "redis://avtor-host:PASSWORD@127.0.0.1:6479/0"
 # The contract's rule for the host's user, after `ACL SETUSER <name>`.
 CONTRACT_RULE = [
     "on",
