@@ -7,6 +7,14 @@ must connect to Redis as the user of its role, and Redis must know only those
 users (config/redis_users.py); health checks and start order must be there; beat
 must stay single. tests/integration/test_redis_users.py runs Redis's entrypoint
 script and health check against a real redis-server.
+
+docker-compose.yml is production: development mode off, the vendor's license
+service and key from the environment with no development default, and no
+development license server. docker-compose.development.yml, given after it with
+a second -f, is the development variant; `merged` applies to the two files the
+merge rules of the Compose specification (each file interpolated on its own,
+then mappings merged entry by entry, sequences appended, command, entrypoint
+and health-check tests replaced), so the tests check what Compose would run.
 """
 
 from __future__ import annotations
@@ -21,11 +29,14 @@ import pytest
 import yaml
 from celery.bin.base import CLIContext
 from celery.bin.celery import celery
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cli.main import parser as avtorlm_parser
-from config import Settings, load_settings
+from config import Settings, SettingsError, load_settings
 from config.redis_users import USER_NAMES, Role, acl_file_template, hash_placeholder
+from config.settings import development_public_key
 from licenseserver.cli import _parser as license_server_parser
+from licenseserver.signing import Signer
 from worker.app import ADMIN_QUEUE, app
 from worker.enrolment_consumer import _parser as enrolment_consumer_parser
 
@@ -33,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
 COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+DEVELOPMENT_TEXT = (ROOT / "docker-compose.development.yml").read_text(encoding="utf-8")
+DEVELOPMENT: dict[str, Any] = yaml.safe_load(DEVELOPMENT_TEXT)
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
 # The services that connect to Redis, and the user each connects as.
@@ -42,9 +55,17 @@ REDIS_USER_OF = {
     "beat": Role.WORKER,
     "avtorlm": Role.ADMIN,
 }
+# The manager's processes (the services that run the image's manager code).
+MANAGER_SERVICES = ("migrate", *REDIS_USER_OF)
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?([-?])([^}]*))?\}")
 # What a required ${NAME:?message} stands for in these tests.
 REQUIRED = "a-password-given-in-dot-env"
+# What an administrator puts in .env for the vendor's service: its https URL and a public key
+# of a key pair generated here (not the development one).
+VENDOR_URL = "https://licensing.example.com"
+VENDOR_KEY = Signer(Ed25519PrivateKey.generate(), is_development_key=False).public_key
+VENDOR = {"AVTOR_LICENSE_SERVER_URL": VENDOR_URL, "AVTOR_LICENSE_SERVER_PUBLIC_KEY": VENDOR_KEY}
+DEVELOPMENT_URL = "http://license-server:8470"
 
 
 def run_command(argv: list[str]) -> dict[str, Any]:
@@ -68,13 +89,13 @@ def run_command(argv: list[str]) -> dict[str, Any]:
     return vars(license_server_parser().parse_args(arguments))
 
 
-def service_argv(service: str) -> list[str]:
+def service_argv(service: str, services: dict[str, dict[str, Any]] = SERVICES) -> list[str]:
     """What a service runs: its entrypoint (if it sets one) and its command."""
-    return [*SERVICES[service].get("entrypoint", []), *SERVICES[service]["command"]]
+    return [*services[service].get("entrypoint", []), *services[service]["command"]]
 
 
-def health_argv(service: str) -> list[str]:
-    test = SERVICES[service]["healthcheck"]["test"]
+def health_argv(service: str, services: dict[str, dict[str, Any]] = SERVICES) -> list[str]:
+    test = services[service]["healthcheck"]["test"]
     if test[0] == "CMD-SHELL":
         return shlex.split(test[1].replace("$$HOSTNAME", "host"))
     assert test[0] == "CMD"
@@ -93,31 +114,122 @@ def required_variable(value: str) -> str:
     return str(name)
 
 
-def test_the_services_are_the_whole_system() -> None:
-    assert set(SERVICES) == {
-        "redis",
-        "postgres",
-        "migrate",
-        "enrolment",
-        "worker-admin",
-        "beat",
-        "license-server",
-        "avtorlm",
+def interpolated(value: Any, environment: dict[str, str]) -> Any:
+    """`value` (a file's tree) with each ${NAME...} read from `environment` the way Compose does.
+
+    ${NAME:-default} is NAME if set and not empty, else the default; ${NAME:?message} is NAME
+    (REQUIRED when it is not given, as a password in .env would be); ${NAME} is NAME or empty.
+    """
+    if isinstance(value, dict):
+        return {name: interpolated(item, environment) for name, item in value.items()}
+    if isinstance(value, list):
+        return [interpolated(item, environment) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, kind, default = match.groups()
+        given = environment.get(name, "")
+        if given:
+            return given
+        return REQUIRED if kind == "?" else (default or "") if kind == "-" else ""
+
+    return INTERPOLATION.sub(substitute, value)
+
+
+# Attributes whose value the later file replaces instead of extending (the specification's
+# "shell commands"); `ports` are merged by their published address and port.
+REPLACED = frozenset({"command", "entrypoint", "test"})
+
+
+def merge(base: Any, override: Any, key: str = "") -> Any:
+    """The Compose specification's merge of `override` (a later -f file) into `base`."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        result = dict(base)
+        for name, value in override.items():
+            result[name] = merge(base[name], value, name) if name in base else value
+        return result
+    if isinstance(base, list) and isinstance(override, list) and key not in REPLACED:
+        if key == "ports":
+            return [*(port for port in base if port not in override), *override]
+        return [*base, *override]
+    return override
+
+
+def merged(environment: dict[str, str] | None = None) -> dict[str, Any]:
+    """What `docker compose -f docker-compose.yml -f docker-compose.development.yml` runs."""
+    given = environment or {}
+    return dict(merge(interpolated(COMPOSE, given), interpolated(DEVELOPMENT, given)))
+
+
+DEVELOPMENT_SERVICES: dict[str, dict[str, Any]] = merged()["services"]
+
+
+def settings_of(environment: dict[str, Any]) -> Settings:
+    """The settings a process with this (interpolated) environment starts with."""
+    return load_settings(
+        **{name.removeprefix("AVTOR_").lower(): value for name, value in environment.items()}
+    )
+
+
+def string_values(tree: Any) -> list[str]:
+    """Every string value (not key) in a file's tree."""
+    if isinstance(tree, dict):
+        return [text for value in tree.values() for text in string_values(value)]
+    if isinstance(tree, list):
+        return [text for value in tree for text in string_values(value)]
+    return [tree] if isinstance(tree, str) else []
+
+
+def test_the_services_are_the_whole_system_and_the_development_server_only_in_development() -> None:
+    production = {"redis", "postgres", "migrate", "enrolment", "worker-admin", "beat", "avtorlm"}
+    assert set(SERVICES) == production
+    assert set(DEVELOPMENT_SERVICES) == production | {"license-server"}
+    # The development variant adds the development server and tells each manager process about
+    # it; it changes nothing else (no command, no Redis, no store).
+    assert set(DEVELOPMENT["services"]) == {*MANAGER_SERVICES, "license-server"}
+    for service in MANAGER_SERVICES:
+        assert set(DEVELOPMENT["services"][service]) <= {"environment", "depends_on"}, service
+
+
+def test_the_merge_follows_the_compose_specification() -> None:
+    # The specification's own examples (mapping, sequence, shell commands, unique resources).
+    assert merge({"key1": "value1", "key2": "value2"}, {"key2": "VALUE", "key3": "value3"}) == {
+        "key1": "value1",
+        "key2": "VALUE",
+        "key3": "value3",
     }
+    assert merge({"dns": ["1.1.1.1"]}, {"dns": ["8.8.8.8"]}) == {"dns": ["1.1.1.1", "8.8.8.8"]}
+    assert merge({"command": ["echo", "foo"]}, {"command": ["echo", "bar"]}) == {"command": ["echo", "bar"]}
+    assert merge({"ports": ["127.0.0.1:8470:8470"]}, {"ports": ["127.0.0.1:8470:8470", "8471:8471"]}) == {
+        "ports": ["127.0.0.1:8470:8470", "8471:8471"]
+    }
+    # Both files write `environment` and `depends_on` as mappings, so that they merge entry by
+    # entry (the list forms would be converted first; keeping to one form keeps this exact).
+    for tree in (COMPOSE, DEVELOPMENT):
+        for service in tree["services"].values():
+            for attribute in ("environment", "depends_on"):
+                assert isinstance(service.get(attribute, {}), dict)
+    # The development file needs no variable of its own: it works with the same .env.
+    assert not INTERPOLATION.search(DEVELOPMENT_TEXT)
 
 
 @pytest.mark.parametrize(
     "service", ["migrate", "enrolment", "worker-admin", "beat", "license-server", "avtorlm"]
 )
 def test_each_command_is_a_real_entry_point_of_the_project(service: str) -> None:
-    assert SERVICES[service]["build"] == "."
-    understood = run_command(service_argv(service))
+    services = SERVICES if service in SERVICES else DEVELOPMENT_SERVICES
+    assert services[service]["build"] == "."
+    assert services[service]["image"] == COMPOSE["x-avtor"]["image"], "one image for every role"
+    understood = run_command(service_argv(service, services))
     if service in ("migrate", "avtorlm"):
         assert understood["command"] == {"migrate": "migrate", "avtorlm": "status"}[service]
     if service == "license-server":
         assert (understood["host"], understood["port"]) == ("0.0.0.0", 8470)
     if service == "enrolment":
         assert understood["name"] is None, "each replica names itself after its container"
+    # The development variant changes no command.
+    assert service_argv(service, DEVELOPMENT_SERVICES) == service_argv(service, services)
 
 
 def test_the_admin_worker_takes_the_admin_queue_only_and_sends_nothing_its_redis_user_may_not() -> None:
@@ -143,8 +255,9 @@ def test_enrolment_consumers_scale_and_stop_gracefully() -> None:
 
 
 def test_the_command_line_runs_on_demand_only() -> None:
-    assert SERVICES["avtorlm"]["profiles"] == ["cli"]
-    assert SERVICES["avtorlm"]["entrypoint"] == ["avtorlm"]
+    for services in (SERVICES, DEVELOPMENT_SERVICES):
+        assert services["avtorlm"]["profiles"] == ["cli"]
+        assert services["avtorlm"]["entrypoint"] == ["avtorlm"]
 
 
 def test_flower_comes_from_the_monitoring_extra_that_the_image_installs() -> None:
@@ -170,24 +283,88 @@ def test_the_image_holds_every_package_of_the_project() -> None:
 
 
 def test_every_avtor_variable_is_a_setting_and_the_defaults_are_valid() -> None:
-    named = set(re.findall(r"\bAVTOR_[A-Z0-9_]+", COMPOSE_TEXT))
+    named = set(re.findall(r"\bAVTOR_[A-Z0-9_]+", COMPOSE_TEXT + DEVELOPMENT_TEXT))
     settings = {f"AVTOR_{name.upper()}" for name in Settings.model_fields}
     assert named and named <= settings, f"not settings: {sorted(named - settings)}"
     environment = COMPOSE["x-avtor-environment"]
-    values = {
-        name.removeprefix("AVTOR_").lower(): with_defaults(value) for name, value in environment.items()
-    }
-    loaded = load_settings(**values)
+    # With the vendor's service given in .env, as docs/docker.md asks, every default loads.
+    loaded = settings_of(interpolated(environment, VENDOR))
     assert loaded.store_url.startswith("postgresql+psycopg://avtor:")
     assert "AVTOR_REDIS_URL" not in environment, "each process connects as the Redis user of its role"
-    for service in ("migrate", "license-server"):
-        assert SERVICES[service]["environment"] == environment
+    assert SERVICES["migrate"]["environment"] == environment
     for service in REDIS_USER_OF:
         own = SERVICES[service]["environment"]
         assert {name: value for name, value in own.items() if name != "AVTOR_REDIS_URL"} == environment
-        load_settings(
-            **{name.removeprefix("AVTOR_").lower(): with_defaults(value) for name, value in own.items()}
+        settings_of(interpolated(own, VENDOR))
+
+
+def test_the_default_stack_has_no_development_default() -> None:
+    environment = COMPOSE["x-avtor-environment"]
+    # Development mode is off, whatever the shell or .env says: only the development file turns it on.
+    assert environment["AVTOR_DEVELOPMENT_MODE"] == "0"
+    assert interpolated(environment["AVTOR_DEVELOPMENT_MODE"], {"AVTOR_DEVELOPMENT_MODE": "1"}) == "0"
+    # The license service and its key come from the environment, with no default of the file's.
+    for name in ("AVTOR_LICENSE_SERVER_URL", "AVTOR_LICENSE_SERVER_PUBLIC_KEY"):
+        assert INTERPOLATION.fullmatch(environment[name]), f"{name} is taken from the environment"
+        assert interpolated(environment[name], {}) == "", f"{name} has a default"
+        assert interpolated(environment[name], VENDOR) == VENDOR[name]
+    # Nothing in the file points at the development server or carries its key.
+    values = string_values(COMPOSE)
+    assert not [value for value in values if "license-server" in value or "8470" in value]
+    assert development_public_key() not in COMPOSE_TEXT
+    assert not [value for value in values if "avtor-license-server" in value]
+
+
+@pytest.mark.parametrize("service", MANAGER_SERVICES)
+def test_the_default_stack_needs_the_vendors_service_and_key(service: str) -> None:
+    own = SERVICES[service]["environment"]
+    # Nothing in .env: the manager refuses to start, naming the variable to set.
+    with pytest.raises(SettingsError, match="AVTOR_LICENSE_SERVER_URL"):
+        settings_of(interpolated(own, {}))
+    # The URL without the key: the processes that call the service (the admin worker, beat,
+    # `avtorlm license ...`) refuse, naming the key's variable.
+    without_key = settings_of(interpolated(own, {"AVTOR_LICENSE_SERVER_URL": VENDOR_URL}))
+    assert not without_key.development_mode
+    with pytest.raises(SettingsError, match="AVTOR_LICENSE_SERVER_PUBLIC_KEY"):
+        without_key.trusted_public_key()
+    # The development key, or plain HTTP to the development server, are refused outside development mode.
+    with pytest.raises(SettingsError, match="AVTOR_LICENSE_SERVER_PUBLIC_KEY"):
+        settings_of(
+            interpolated(own, {**VENDOR, "AVTOR_LICENSE_SERVER_PUBLIC_KEY": development_public_key()})
         )
+    with pytest.raises(SettingsError, match="AVTOR_LICENSE_SERVER_URL"):
+        settings_of(interpolated(own, {**VENDOR, "AVTOR_LICENSE_SERVER_URL": DEVELOPMENT_URL}))
+    # The vendor's URL and key: production, trusting that key only.
+    production = settings_of(interpolated(own, VENDOR))
+    assert not production.development_mode
+    assert (production.license_server_url, production.trusted_public_key()) == (VENDOR_URL, VENDOR_KEY)
+
+
+@pytest.mark.parametrize("service", MANAGER_SERVICES)
+def test_the_development_variant_runs_every_process_in_development_mode_with_the_development_server(
+    service: str,
+) -> None:
+    base = SERVICES[service]["environment"]
+    own = DEVELOPMENT_SERVICES[service]["environment"]
+    changed = {"AVTOR_DEVELOPMENT_MODE", "AVTOR_LICENSE_SERVER_URL", "AVTOR_LICENSE_SERVER_PUBLIC_KEY"}
+    assert set(own) == set(base)
+    assert {name: value for name, value in own.items() if name not in changed} == interpolated(
+        {name: value for name, value in base.items() if name not in changed}, {}
+    )
+    assert (own["AVTOR_DEVELOPMENT_MODE"], own["AVTOR_LICENSE_SERVER_URL"]) == ("1", DEVELOPMENT_URL)
+    # Whatever .env holds for the vendor's service, the development variant uses the development server.
+    for given in ({}, VENDOR):
+        settings = settings_of(merged(given)["services"][service]["environment"])
+        assert settings.development_mode
+        assert settings.license_server_url == DEVELOPMENT_URL
+        assert settings.trusted_public_key() == development_public_key()
+    # The URL names the development server's service, on the port it listens on.
+    host, _, port = DEVELOPMENT_URL.removeprefix("http://").partition(":")
+    server = run_command(service_argv(host, DEVELOPMENT_SERVICES))
+    assert server["port"] == int(port)
+    assert DEVELOPMENT_SERVICES[host]["ports"] == [f"127.0.0.1:{port}:{port}"]
+    # It signs with the development key pair (the one development mode trusts) and the demo keys.
+    assert (server["key_pair"], server["keys"], server["generate_key_pair"]) == (None, None, None)
 
 
 @pytest.mark.parametrize("service", REDIS_USER_OF)
@@ -240,31 +417,47 @@ def test_health_checks_use_real_commands() -> None:
     assert redis[1] == (
         'REDISCLI_AUTH="$$REDIS_WORKER_PASSWORD" redis-cli --user avtor-worker ping | grep -q PONG'
     )
-    assert health_argv("license-server")[:2] == ["python", "-c"]
+    assert "license-server" not in SERVICES
+    development = health_argv("license-server", DEVELOPMENT_SERVICES)
+    assert development[:2] == ["python", "-c"]
+    port = run_command(service_argv("license-server", DEVELOPMENT_SERVICES))["port"]
+    assert f"'http://127.0.0.1:{port}/_dev/public-key'" in development[2]
 
 
-def test_start_order_waits_for_healthy_servers_and_the_finished_migration() -> None:
+@pytest.mark.parametrize("variant", ["production", "development"])
+def test_start_order_waits_for_healthy_servers_and_the_finished_migration(variant: str) -> None:
+    services = SERVICES if variant == "production" else DEVELOPMENT_SERVICES
+
     def conditions(service: str) -> dict[str, str]:
-        return {name: rule["condition"] for name, rule in SERVICES[service]["depends_on"].items()}
+        return {name: rule["condition"] for name, rule in services[service].get("depends_on", {}).items()}
 
     assert conditions("migrate") == {"postgres": "service_healthy"}
     for service in REDIS_USER_OF:
         assert conditions(service)["migrate"] == "service_completed_successfully"
         assert conditions(service)["redis"] == "service_healthy"
-    assert conditions("worker-admin")["license-server"] == "service_healthy"
-    assert SERVICES["migrate"]["restart"] == "no" and SERVICES["avtorlm"]["restart"] == "no"
-    for service, definition in SERVICES.items():
-        for dependency in definition.get("depends_on", {}):
-            if conditions(service)[dependency] == "service_healthy":
-                assert "healthcheck" in SERVICES[dependency], (
+    if variant == "production":
+        assert not any("license-server" in conditions(service) for service in services)
+    else:
+        # The processes that call the license service wait for the development server to answer.
+        waiting = {service for service in services if "license-server" in conditions(service)}
+        assert waiting == {"worker-admin", "avtorlm"}
+        assert all(conditions(service)["license-server"] == "service_healthy" for service in waiting)
+    assert services["migrate"]["restart"] == "no" and services["avtorlm"]["restart"] == "no"
+    for service in services:
+        for dependency, condition in conditions(service).items():
+            assert dependency in services, f"{service} waits for {dependency}, which {variant} lacks"
+            if condition == "service_healthy":
+                assert "healthcheck" in services[dependency], (
                     f"{service} waits for {dependency}'s health check"
                 )
 
 
-def test_there_is_exactly_one_beat_and_it_is_not_scaled() -> None:
-    beats = [name for name, service in SERVICES.items() if run_command_name(service) == "beat"]
+@pytest.mark.parametrize("variant", ["production", "development"])
+def test_there_is_exactly_one_beat_and_it_is_not_scaled(variant: str) -> None:
+    services = SERVICES if variant == "production" else DEVELOPMENT_SERVICES
+    beats = [name for name, service in services.items() if run_command_name(service) == "beat"]
     assert beats == ["beat"]
-    beat = SERVICES["beat"]
+    beat = services["beat"]
     assert beat.get("scale", 1) == 1
     assert beat.get("deploy", {}).get("replicas", 1) == 1
 
