@@ -12,7 +12,7 @@ from importlib.resources import as_file, files
 from pathlib import Path
 from types import FrameType
 
-from licenseserver.keys import KeysFileError, load_keys
+from licenseserver.keys import KeysFileError, load_keys, save_keys
 from licenseserver.server import LicenseServer, LicenseServerState
 from licenseserver.signing import (
     DEVELOPMENT_WARNING,
@@ -42,7 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         signer = development_signer() if arguments.key_pair is None else load_signer(arguments.key_pair)
         keys_path = arguments.keys
-        if keys_path is None:
+        if arguments.state is not None and arguments.state.exists():
+            keys_path = arguments.state
+            keys = load_keys(keys_path, datetime.now(UTC))
+        elif keys_path is None:
             with as_file(files("licenseserver") / "data" / "demo-keys.json") as demo:
                 keys = load_keys(demo, datetime.now(UTC))
             keys_path = "the demo keys"
@@ -52,7 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"The development license server cannot start: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        server = LicenseServer((arguments.host, arguments.port), LicenseServerState(keys, signer))
+        state = LicenseServerState(keys, signer, saved_to=arguments.state)
+        if arguments.state is not None:
+            save_keys(arguments.state, keys.values())
+        server = LicenseServer((arguments.host, arguments.port), state)
     except OSError as error:
         print(
             f"The development license server cannot listen on {arguments.host}:{arguments.port}: "
@@ -79,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--keys", type=Path, help="JSON file of license keys (default: the shipped demo keys)"
+    )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="keep the keys in FILE: read from it when it exists (instead of --keys), written after "
+        "every change, so a restart keeps seats and expiry as they were",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")

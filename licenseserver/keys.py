@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +46,14 @@ def format_instant(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def save_keys(path: Path, records: Iterable[KeyRecord]) -> None:
+    """Write the keys as a keys file (expiry as instants), replacing `path` at once."""
+    document = {"keys": [record.as_json() for record in records]}
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    partial.replace(path)
 
 
 def canonical_key(raw: object) -> str:

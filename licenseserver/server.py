@@ -13,12 +13,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from domain.licenses import masked_key
 from licenseserver.faults import Faults, FaultsError, read_faults
-from licenseserver.keys import KeyRecord, KeysFileError, canonical_key, changed_key, format_instant, new_key
+from licenseserver.keys import (
+    KeyRecord,
+    KeysFileError,
+    canonical_key,
+    changed_key,
+    format_instant,
+    new_key,
+    save_keys,
+)
 from licenseserver.signing import Signer
 
 log = logging.getLogger("licenseserver")
@@ -67,9 +76,11 @@ class _Reply:
 class LicenseServerState:
     """Keys, fault switches and the log of validations, shared by the server's threads."""
 
-    def __init__(self, keys: dict[str, KeyRecord], signer: Signer) -> None:
+    def __init__(self, keys: dict[str, KeyRecord], signer: Signer, saved_to: Path | None = None) -> None:
         self.signer = signer
         self._keys = dict(keys)
+        # Where the keys are written after every change, so a restart keeps them.
+        self._saved_to = saved_to
         self._faults = Faults()
         self._validations: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -92,12 +103,19 @@ class LicenseServerState:
             existing = self._keys.get(key)
             record = new_key(key, fields, now) if existing is None else changed_key(existing, fields, now)
             self._keys[key] = record
+            self._save()
         return record
 
     def remove_key(self, raw_key: str) -> bool:
         """Forget a key; False if it was unknown."""
         with self._lock:
-            return self._keys.pop(canonical_key(raw_key), None) is not None
+            removed = self._keys.pop(canonical_key(raw_key), None) is not None
+            self._save()
+            return removed
+
+    def _save(self) -> None:
+        if self._saved_to is not None:
+            save_keys(self._saved_to, self._keys.values())
 
     @property
     def faults(self) -> Faults:

@@ -235,7 +235,13 @@ class System:
     def _start_license_server(self, settings: Settings) -> None:
         port = self.options.license_server_port
         _refuse_busy_port(port, "--license-server-port", "the development license server")
-        argv = [sys.executable, "-m", "licenseserver", "--host", "127.0.0.1", "--port", str(port)]
+        # Its keys live in the data folder, so the seats the vendor added and the demo keys'
+        # expiry survive a restart, as the store's record of them does.
+        state = settings.data_dir / "license-server-keys.json"
+        argv = [
+            *(sys.executable, "-m", "licenseserver", "--host", "127.0.0.1", "--port", str(port)),
+            *("--state", str(state)),
+        ]
         server = self._launch(
             Child("development license server", argv, self.env, self._log(settings, "license-server"), 10.0)
         )

@@ -299,3 +299,41 @@ def test_a_malformed_validation_request_is_answered_400_bad_request(
     assert response.status_code == 400
     assert response.json()["error"] == "bad_request"
     assert says in response.json()["message"]
+
+
+def test_with_a_state_file_the_server_keeps_changed_keys_and_their_expiry_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "license-server-keys.json"
+
+    def start() -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "licenseserver", "--port", str(port), "--state", str(state), "--quiet"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(port)
+        return process, f"http://127.0.0.1:{port}"
+
+    first, url = start()
+    try:
+        demo_key = requests.get(f"{url}/_dev/keys", timeout=5).json()[0]
+        changed = requests.put(f"{url}/_dev/keys/{demo_key['key']}", json={"seats": 42}, timeout=5)
+        changed.raise_for_status()
+        requests.put(f"{url}/_dev/keys/AVTR-KEPT-0001", json={"seats": 3}, timeout=5).raise_for_status()
+    finally:
+        first.terminate()
+        first.wait(timeout=10)
+    time.sleep(1.1)  # demo keys expire a number of days after they are read: a restart must not move them
+
+    second, url = start()
+    try:
+        keys = {key["key"]: key for key in requests.get(f"{url}/_dev/keys", timeout=5).json()}
+    finally:
+        second.terminate()
+        second.wait(timeout=10)
+    assert keys[demo_key["key"]]["seats"] == 42
+    assert keys[demo_key["key"]]["expires_at"] == demo_key["expires_at"]
+    assert keys["AVTR-KEPT-0001"]["seats"] == 3
