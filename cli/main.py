@@ -7,8 +7,11 @@ do), 2 wrong usage or settings.
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -57,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The command line's grammar."""
-    main_parser = argparse.ArgumentParser(
+    main_parser = CommandParser(
         prog="avtorlm",
         description="The Avtor License Manager's administrator tool. Settings come from the AVTOR_* "
         "environment variables (see README.md).",
@@ -82,6 +85,23 @@ def parser() -> argparse.ArgumentParser:
     ):
         module.register(commands, common)
     return main_parser
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse's parser, which also suggests the command meant when one is mistyped."""
+
+    def error(self, message: str) -> NoReturn:
+        """Exit 2 with the message, and the nearest valid choice when a choice was mistyped."""
+        wrong = _INVALID_CHOICE.search(message)
+        if wrong is not None:
+            choices = re.findall(r"'([^']*)'", wrong.group("choices"))
+            near = difflib.get_close_matches(wrong.group("given"), choices, n=1, cutoff=0.6)
+            if near:
+                message = f"{message}\nDid you mean {near[0]!r}?"
+        super().error(message)
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<given>[^']*)'.*?\(choose from (?P<choices>.*)\)")
 
 
 def _refuse(message: str, json: bool) -> None:
