@@ -52,7 +52,8 @@ def show_enrolment(arguments: argparse.Namespace, context: Context) -> int:
             say("No entry has been set aside.")
         else:
             rows = [[entry["at"], entry.get("request_id") or "-", entry["reason"]] for entry in kept]
-            say(table(["AT", "REQUEST ID", "WHY"], rows))
+            # The reasons are sentences worth reading whole.
+            say(table(["AT", "REQUEST ID", "WHY"], rows, widest=200))
     return 0
 
 

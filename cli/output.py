@@ -9,9 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from domain.licenses import masked_key
-from domain.moments import format_instant, require_utc
+from domain.moments import format_instant
 
 NOTHING = "-"
+# A table cell longer than this is shortened with "…"; --json always has the full value.
+WIDEST_CELL = 60
 
 
 def say(text: str = "") -> None:
@@ -29,12 +31,18 @@ def emit_json(document: dict[str, Any]) -> None:
     print(json.dumps(document, indent=2, ensure_ascii=False), flush=True)
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain-text table with a header line, columns padded to their widest cell."""
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], widest: int = WIDEST_CELL) -> str:
+    """A plain-text table with a header line, columns padded to their widest cell, long cells shortened."""
+    rows = [[shortened(str(cell), widest) for cell in row] for row in rows]
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
     lines = [_row(headers, widths), _row(["-" * width for width in widths], widths)]
     lines += [_row(row, widths) for row in rows]
     return "\n".join(lines)
+
+
+def shortened(text: str, width: int = WIDEST_CELL) -> str:
+    """`text` cut to `width` characters, the last one "…", when it is longer."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
@@ -42,10 +50,8 @@ def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
 
 
 def when(moment: datetime | None) -> str:
-    """An instant for people: UTC to the second, or '-'."""
-    if moment is None:
-        return NOTHING
-    return require_utc(moment).strftime("%Y-%m-%d %H:%M:%SZ")
+    """An instant for people, written as everywhere else (RFC 3339 UTC to the second), or '-'."""
+    return NOTHING if moment is None else format_instant(moment)
 
 
 def instant(moment: datetime | None) -> str | None:

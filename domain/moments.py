@@ -23,8 +23,8 @@ def parse_instant(text: str) -> datetime:
     return require_utc(value)
 
 
-def format_instant(moment: datetime, timespec: str = "auto") -> str:
-    """Write an instant as RFC 3339 UTC with a Z, to the second or finer."""
+def format_instant(moment: datetime, timespec: str = "seconds") -> str:
+    """Write an instant as RFC 3339 UTC with a Z: to the second, the one way times are written."""
     text = require_utc(moment).isoformat(timespec=timespec)
     return text.replace("+00:00", "Z")
 

@@ -28,22 +28,22 @@ def normalize_username(raw: object) -> str:
     """Return the canonical form of a user name: NFKC, trimmed, case-folded."""
     if not isinstance(raw, str):
         kind = "missing" if raw is None else f"a {type(raw).__name__}, not a string"
-        raise InvalidUsername(f"the user name is {kind}; send the CMS user name as a string.")
+        raise InvalidUsername(f"the user name is {kind}; a CMS user name (text) is needed, e.g. sitecore\\bob.")
     # A name far too long is refused before any work proportional to its length.
     if len(raw) > 4 * MAX_USERNAME_LENGTH:
         raise InvalidUsername(_too_long(len(raw)))
     name = unicodedata.normalize("NFKC", raw).strip()
     name = unicodedata.normalize("NFKC", name.casefold()).strip()
     if not name:
-        raise InvalidUsername("the user name is empty; send the CMS user name, e.g. sitecore\\bob.")
+        raise InvalidUsername("the user name is empty; a CMS user name is needed, e.g. sitecore\\bob.")
     if len(name) > MAX_USERNAME_LENGTH:
         raise InvalidUsername(_too_long(len(name)))
     for character in name:
         what = _FORBIDDEN_CATEGORIES.get(unicodedata.category(character))
         if what is not None:
             raise InvalidUsername(
-                f"the user name contains {what} U+{ord(character):04X}; "
-                "send the name without control, invisible or direction-changing characters."
+                f"the user name contains {what} U+{ord(character):04X}; names with control, "
+                "invisible or direction-changing characters are refused."
             )
     return name
 

@@ -24,10 +24,16 @@ def add_user(
         before = count_seats(uow, now, grace_period)
         if uow.seats.holders([username]):
             raise Refused(f"{username} already holds a seat: nothing was changed.")
+        if before.over_limit_by:
+            must_go = before.over_limit_by + 1
+            raise Refused(
+                f"No seat is free for {username}: {before.in_use} users hold seats but the licenses grant "
+                f"only {before.licensed}. Remove {must_go} users first, or add a license; nothing was changed."
+            )
         if before.free == 0:
             raise Refused(
-                f"No seat is free for {username}: {before.in_use} of {before.licensed} seats are in use. "
-                "Add a license or remove a user first."
+                f"No seat is free for {username}: all {before.licensed} seats are in use. Remove a user "
+                "first, or add a license; nothing was changed."
             )
         uow.seats.add(
             [

@@ -148,3 +148,31 @@ def test_a_bad_user_name_is_refused_with_the_reason(name: str) -> None:
     with pytest.raises(Refused, match="cannot be used"):
         add_user(name, "admin", store, NOW, GRACE)
     assert store.ledger.seats == {}
+
+
+def test_over_the_limit_adding_a_user_says_how_many_must_go() -> None:
+    store = accepted_store()
+    add_license(KEY, "admin", store, service(seats=5), NOW, GRACE, EVERY)
+    for name in ("ann", "bob", "cid", "dee", "eve"):
+        add_user(name, "admin", store, NOW, GRACE)
+    remove_license(KEY, "admin", store, NOW, GRACE)
+    small = "AVTR-SMALL-0003"
+    answer = ServiceAnswer(small, "active", 3, NOW + timedelta(days=200), NOW, "Example Corp")
+    add_license(small, "admin", store, FakeLicenseService({small: Verified(answer)}), NOW, GRACE, EVERY)
+    with pytest.raises(Refused) as refused:
+        add_user("fay", "admin", store, NOW, GRACE)
+    assert str(refused.value) == (
+        "No seat is free for fay: 5 users hold seats but the licenses grant only 3. "
+        "Remove 3 users first, or add a license; nothing was changed."
+    )
+
+
+def test_an_empty_name_is_explained_to_the_administrator_without_host_words() -> None:
+    with pytest.raises(Refused) as refused:
+        add_user("  ", "admin", accepted_store(), NOW, GRACE)
+    message = str(refused.value)
+    assert message == (
+        "That user name cannot be used: the user name is empty; "
+        "a CMS user name is needed, e.g. sitecore\\bob."
+    )
+    assert "send" not in message and "::" not in message

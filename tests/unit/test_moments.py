@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cli.output import instant, when
 from config.settings import parse_duration
-from domain.moments import format_duration
+from domain.moments import format_duration, format_instant
 
 
 @pytest.mark.parametrize(
@@ -26,3 +27,9 @@ def test_a_duration_is_written_as_the_settings_take_it(duration: timedelta, writ
     assert format_duration(duration) == written
     if " " not in written and duration:
         assert parse_duration(written) == duration
+
+
+def test_an_instant_is_written_one_way_in_messages_tables_and_json() -> None:
+    moment = datetime(2027, 11, 30, 16, 37, 53, 419000, tzinfo=UTC)
+    assert format_instant(moment) == "2027-11-30T16:37:53Z"
+    assert when(moment) == instant(moment) == "2027-11-30T16:37:53Z"
