@@ -58,7 +58,7 @@ CHROMIUM_FLAGS = (
 _CANDIDATES = {
     "button": "button, [role=button], input[type=submit], input[type=button], input[type=reset]",
     "link": "a[href], [role=link]",
-    "tab": "[role=tab]",
+    "tab": "[role=tab], a[href]",
     "textbox": "input, textarea, [role=textbox], [role=searchbox]",
     "searchbox": "input, [role=searchbox]",
     "checkbox": "input[type=checkbox], [role=checkbox]",
@@ -71,7 +71,26 @@ _FIELD_ROLES = {"textbox", "searchbox", "combobox", "spinbutton"}
 # A tab of the console may be drawn as a tab or as a link in its navigation.
 _TAB_ROLES = {"tab", "link"}
 
+# The candidates for an element that are drawn on the page and, when a name is wanted, have it
+# somewhere among the sources of an accessible name (a loose test: Chromium's computed name decides).
+_VISIBLE_SCRIPT = """
+const [root, selector, name] = arguments;
+const squeeze = (text) => (text || "").replace(/\\s+/g, " ").trim();
+const byId = (ids) => (ids || "").split(/\\s+/).map((id) => document.getElementById(id)?.textContent || "");
+const sources = (e) => [
+  e.textContent, e.getAttribute("aria-label"), e.getAttribute("title"), e.getAttribute("placeholder"),
+  e.value, ...byId(e.getAttribute("aria-labelledby")), ...Array.from(e.labels || [], (l) => l.textContent),
+  ...Array.from(e.querySelectorAll("img[alt]"), (i) => i.alt),
+].map(squeeze).join(" ");
+return Array.from((root || document).querySelectorAll(selector)).filter(
+  (e) => e.checkVisibility() && (name === null || sources(e).includes(name))
+);
+"""
+
 T = TypeVar("T")
+# Where to look for an element: the whole page (None), an element, or a function that finds one
+# anew each time (a part of the page that the console re-draws as the ledger changes).
+Scope = WebElement | Callable[[], WebElement] | None
 
 
 def why_no_browser() -> str | None:
@@ -144,22 +163,45 @@ class Screen:
 
     # --- finding ------------------------------------------------------------------------------
 
-    def all(self, role: str, name: str | None = None, within: WebElement | None = None) -> list[WebElement]:
-        """Every visible element of `role` (and accessible name `name`, if given), in page order."""
-        roles = _roles(role)
-        scope: Any = within if within is not None else self.driver
-        found = []
-        for element in scope.find_elements(By.CSS_SELECTOR, _CANDIDATES.get(role, f"[role={role}]")):
-            try:
-                if not element.is_displayed() or element.aria_role not in roles:
-                    continue
-                if name is None or _same_name(element.accessible_name, name):
-                    found.append(element)
-            except StaleElementReferenceException:
-                continue
+    def scope(self, within: Scope) -> Any:
+        """Where to look: the page, an element, or what a function finds now (it may have been re-drawn)."""
+        if within is None:
+            return self.driver
+        return within if isinstance(within, WebElement) else within()
+
+    def _visible(self, selector: str, within: Scope, name: str | None = None) -> list[WebElement]:
+        """The elements matching `selector` that are drawn on the page, in one round trip.
+
+        With `name`, only those whose accessible name could be `name`: every source of a name
+        (text, labels, aria-label and aria-labelledby, title, value, placeholder, alt) is read
+        loosely here, and the caller checks the name Chromium computes.
+        """
+        scope = self.scope(within)
+        found: list[WebElement] = self.driver.execute_script(
+            _VISIBLE_SCRIPT, None if scope is self.driver else scope, selector, name
+        )
         return found
 
-    def find(self, role: str, name: str | None = None, within: WebElement | None = None) -> WebElement:
+    def in_row(self, text: str) -> Callable[[], WebElement]:
+        """The row that shows `text`, found anew each time it is looked in."""
+        return lambda: self.row(text)
+
+    def all(self, role: str, name: str | None = None, within: Scope = None) -> list[WebElement]:
+        """Every visible element of `role` (and accessible name `name`, if given), in page order."""
+        roles = _roles(role)
+        found = []
+        for element in self._visible(_CANDIDATES.get(role, f"[role={role}]"), within, name):
+            try:
+                if name is not None and not _same_name(element.accessible_name, name):
+                    continue
+                if element.aria_role in roles:
+                    found.append(element)
+            except WebDriverException as error:
+                if not left_the_page(error):
+                    raise
+        return found
+
+    def find(self, role: str, name: str | None = None, within: Scope = None) -> WebElement:
         """The one visible element of `role` named `name`, waiting for it to appear."""
 
         def one() -> WebElement | None:
@@ -168,10 +210,10 @@ class Screen:
 
         return self.until(one, lambda: self._not_found(role, name, within))
 
-    def button(self, name: str, within: WebElement | None = None) -> WebElement:
+    def button(self, name: str, within: Scope = None) -> WebElement:
         return self.find("button", name, within)
 
-    def field(self, label: str, within: WebElement | None = None) -> WebElement:
+    def field(self, label: str, within: Scope = None) -> WebElement:
         """The text field labelled `label`."""
         return self.find("textbox", label, within)
 
@@ -187,20 +229,35 @@ class Screen:
         """Wait until no dialog is open."""
         self.until(lambda: not self.all("dialog"), lambda: f"a dialog is still open: {self.text!r}")
 
-    def row(self, text: str, within: WebElement | None = None) -> WebElement:
+    def row(self, text: str, within: Scope = None) -> WebElement:
         """The table row that shows `text`."""
 
         def one() -> WebElement | None:
-            rows = [row for row in self.all("row", within=within) if text in _safe_text(row)]
+            scope = self.scope(within)
+            rows: list[WebElement] = self.driver.execute_script(
+                "const root = arguments[0] || document;"
+                "return Array.from(root.querySelectorAll('tr, [role=row]'))"
+                ".filter(row => row.checkVisibility() && row.innerText.includes(arguments[1]));",
+                None if scope is self.driver else scope,
+                text,
+            )
             return rows[0] if len(rows) == 1 else None
 
         return self.until(one, lambda: f"no single row shows {text!r} on {self.path}:\n{self.text}")
+
+    def rows(self) -> list[str]:
+        """The text of every visible table row, headers included."""
+        texts: list[str] = self.driver.execute_script(
+            "return Array.from(document.querySelectorAll('tr, [role=row]'))"
+            ".filter(row => row.checkVisibility()).map(row => row.innerText);"
+        )
+        return texts
 
     def definitions(self) -> dict[str, str]:
         """What the page's description lists say: each term (dt) and its definition (dd), as shown."""
         found = {}
         for term in self.driver.find_elements(By.XPATH, "//dt[following-sibling::dd]"):
-            with contextlib.suppress(StaleElementReferenceException):
+            with unless_gone():
                 if term.is_displayed():
                     found[_safe_text(term)] = _safe_text(
                         term.find_element(By.XPATH, "following-sibling::dd[1]")
@@ -220,10 +277,10 @@ class Screen:
 
     # --- acting with a mouse ------------------------------------------------------------------
 
-    def click(self, role: str, name: str, within: WebElement | None = None) -> None:
+    def click(self, role: str, name: str, within: Scope = None) -> None:
         self.find(role, name, within).click()
 
-    def fill(self, label: str, value: str, within: WebElement | None = None) -> None:
+    def fill(self, label: str, value: str, within: Scope = None) -> None:
         """Type `value` into the field labelled `label`, replacing what it held."""
         element = self.field(label, within)
         element.clear()
@@ -248,7 +305,7 @@ class Screen:
     def press_shift_tab(self) -> None:
         ActionChains(self.driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
 
-    def tab_to(self, name: str, role: str, within: WebElement | None = None, limit: int = 80) -> WebElement:
+    def tab_to(self, name: str, role: str, within: Scope = None, limit: int = 80) -> WebElement:
         """Move the focus with Tab, or Shift+Tab when it lies beyond, to the `role` named `name`.
 
         Fails, naming every stop the focus made, when it does not get there: the element is
@@ -266,7 +323,7 @@ class Screen:
         stops: list[str] = []
         for _ in range(limit):
             element = self.focused()
-            if element == target:
+            if self._is(element, role, name, within):
                 return element
             element_name, element_role = _describe(element)
             stops.append(f"{element_role} {element_name!r}")
@@ -279,6 +336,23 @@ class Screen:
             f"the focus went: {', '.join(stops)}"
         )
 
+    def _is(self, element: WebElement, role: str, name: str, within: Scope) -> bool:
+        """Whether `element` is the `role` named `name` within `within`."""
+        try:
+            if not _same_name(element.accessible_name, name) or element.aria_role not in _roles(role):
+                return False
+            if within is None:
+                return True
+            return bool(
+                self.driver.execute_script(
+                    "return arguments[0].contains(arguments[1])", self.scope(within), element
+                )
+            )
+        except WebDriverException as error:
+            if not left_the_page(error):
+                raise
+            return False
+
     # --- waiting ------------------------------------------------------------------------------
 
     def until(
@@ -287,19 +361,23 @@ class Screen:
         """Wait until `check()` gives something other than None or False; fail with `failure()`."""
         deadline = time.monotonic() + (self.wait_seconds if timeout is None else timeout)
         while True:
-            with contextlib.suppress(StaleElementReferenceException):
+            try:
                 value = check()
-                if value is not None and value is not False:
-                    return value
+            except WebDriverException as error:
+                if not left_the_page(error):
+                    raise
+                value = None
+            if value is not None and value is not False:
+                return value
             if time.monotonic() > deadline:
                 raise AssertionError(failure())
             time.sleep(0.05)
 
-    def wait_for_text(self, text: str, within: Callable[[], WebElement] | None = None) -> str:
-        """Wait until `text` shows (on the page, or in what `within()` finds); return the text there."""
+    def wait_for_text(self, text: str, within: Scope = None) -> str:
+        """Wait until `text` shows (on the page, or within `within`); return the text there."""
 
         def shown() -> str | None:
-            where = _safe_text(within()) if within is not None else self.text
+            where = _safe_text(self.scope(within)) if within is not None else self.text
             return where if text in where else None
 
         return self.until(shown, lambda: f"{text!r} never showed on {self.path}; the page says:\n{self.text}")
@@ -310,17 +388,17 @@ class Screen:
     def wait_until_gone(self, text: str) -> None:
         self.until(lambda: text not in self.text, lambda: f"{text!r} still shows:\n{self.text}")
 
-    def _not_found(self, role: str, name: str | None, within: WebElement | None) -> str:
+    def _not_found(self, role: str, name: str | None, within: Scope) -> str:
         seen = [f"{element_role} {element_name!r}" for element_name, element_role in self._everything(within)]
         wanted = f"{role} {name!r}" if name is not None else role
         return f"no single visible {wanted} on {self.path}; the page has: {', '.join(seen)}"
 
-    def _everything(self, within: WebElement | None) -> list[tuple[str, str]]:
-        scope: Any = within if within is not None else self.driver
+    def _everything(self, within: Scope) -> list[tuple[str, str]]:
+        scope = self.scope(within)
         selector = ", ".join(_CANDIDATES[role] for role in ("button", "link", "tab", "textbox", "dialog"))
         described = []
         for element in scope.find_elements(By.CSS_SELECTOR, selector):
-            with contextlib.suppress(StaleElementReferenceException):
+            with unless_gone():
                 if element.is_displayed():
                     described.append(_describe(element))
         return described
@@ -365,6 +443,24 @@ class Screen:
         path.write_bytes(base64.b64decode(shot["data"]))
 
 
+def left_the_page(error: WebDriverException) -> bool:
+    """Whether `error` says an element found a moment ago is no longer on the page (it was re-drawn,
+    or the browser went to another page); Chromium tells this in more than one way."""
+    return isinstance(error, StaleElementReferenceException) or "does not belong to the document" in str(
+        error.msg
+    )
+
+
+@contextlib.contextmanager
+def unless_gone() -> Iterator[None]:
+    """Skip the block's rest when the element it works on has left the page."""
+    try:
+        yield
+    except WebDriverException as error:
+        if not left_the_page(error):
+            raise
+
+
 def _roles(role: str) -> set[str]:
     if role == "textbox":
         return _FIELD_ROLES
@@ -387,12 +483,16 @@ def _describe(element: WebElement) -> tuple[str, str]:
     """The accessible name and role of `element`."""
     try:
         return str(element.accessible_name), str(element.aria_role)
-    except (StaleElementReferenceException, WebDriverException):
+    except WebDriverException as error:
+        if not left_the_page(error):
+            raise
         return "", "gone"
 
 
 def _safe_text(element: WebElement) -> str:
     try:
         return str(element.text)
-    except StaleElementReferenceException:
+    except WebDriverException as error:
+        if not left_the_page(error):
+            raise
         return ""

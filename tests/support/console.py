@@ -49,8 +49,8 @@ class ConsoleProcess:
         """The console's address, without a trailing slash."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = START_SECONDS) -> ConsoleProcess:
-        """Start it and wait until it answers HTTP."""
+    def start(self, timeout: float | None = START_SECONDS) -> ConsoleProcess:
+        """Start it and wait until it answers HTTP (unless `timeout` is None: then `wait_until_up`)."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(AVTORLM), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
@@ -60,6 +60,13 @@ class ConsoleProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        if timeout is not None:
+            self.wait_until_up(timeout)
+        return self
+
+    def wait_until_up(self, timeout: float = START_SECONDS) -> None:
+        """Wait until it answers HTTP; fail with its log if it exits or does not answer in time."""
+        assert self.process is not None, "not started"
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
@@ -67,7 +74,7 @@ class ConsoleProcess:
             with contextlib.suppress(TimeoutError, requests.RequestException):
                 wait_for_port(self.port, timeout=0.2)
                 requests.get(self.url + "/", timeout=5, allow_redirects=False)
-                return self
+                return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"avtorlm serve did not answer within {timeout} s:\n{self.log()}")
 
@@ -129,10 +136,10 @@ class Installation:
         """The console's address."""
         return self.console.url
 
-    def enrol(self, username: str, timeout: float = 30.0) -> Decision:
-        """An editor starts on a host: an entry on the hosts' stream, the decision read back."""
+    def enrol(self, username: str, host: str = "cms-test", timeout: float = 30.0) -> Decision:
+        """An editor starts on `host`: an entry on the hosts' stream, the decision read back."""
         with EnrolmentClient(self.redis_url) as client:
-            return client.enrol(username, timeout=timeout, host="cms-test")
+            return client.enrol(username, timeout=timeout, host=host)
 
     def logs(self) -> str:
         """The end of every process's log, for a failing test's message."""
@@ -171,8 +178,9 @@ def installation(
                 processes += [worker, consumer]
                 worker.start(wait_for=None)
                 consumer.start(wait_for=None)
+            console.start(timeout=None)
             add_administrator(cli)
-            console.start()
+            console.wait_until_up()
             for process in processes:
                 process.wait_for_log("ready." if isinstance(process, CeleryProcess) else READY)
             yield Installation(console, server, redis_url, store_url, cli, processes)
