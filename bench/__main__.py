@@ -314,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nprofile, {text}")
     load = os.getloadavg()
     print(
-        f"\nthe run took {time.monotonic() - started:.0f} s; load at the end {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"
+        f"\nthe run took {time.monotonic() - started:.0f} s; "
+        f"load at the end {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}"
     )
     if options.json:
         Path(options.json).write_text(
