@@ -37,26 +37,47 @@ def ask_workers(settings: Settings, task: str, kwargs: dict[str, Any], wait: boo
 
     app = create_app(settings)
     try:
-        result = app.send_task(task, kwargs=kwargs)
-        if not wait:
-            return Queued(result.id)
-        answer = result.get(timeout=timeout, propagate=False)
-    except NoResultInTime:
-        raise WorkersUnavailable(
-            f"No worker answered within {timeout:g} s. Check that a worker of the avtor.admin queue runs "
-            f"(celery -A worker worker -Q avtor.admin) and uses Redis at {where}. The request stays queued "
-            "and runs when a worker takes it: see `avtorlm license list` later."
-        ) from None
+        outcome = _send_and_wait(app, task, kwargs, wait, timeout, NoResultInTime)
     except (OperationalError, redis.RedisError) as error:
         raise WorkersUnavailable(_unreachable(where, error)) from None
     finally:
         app.close()
-    if not result.successful():
+    if outcome is None:
         raise WorkersUnavailable(
-            f"The workers could not carry out the request ({result.state}: {answer}). "
+            f"No worker answered within {timeout:g} s. Check that a worker of the avtor.admin queue runs "
+            f"(celery -A worker worker -Q avtor.admin) and uses Redis at {where}. The request stays queued "
+            "and runs when a worker takes it: see `avtorlm license list` later."
+        )
+    if isinstance(outcome, Queued):
+        return outcome
+    state, answer = outcome
+    if state != "SUCCESS":
+        raise WorkersUnavailable(
+            f"The workers could not carry out the request ({state}: {answer}). "
             "See the admin worker's log for the cause, then try again."
         )
     return answer
+
+
+def _send_and_wait(
+    app: Any, task: str, kwargs: dict[str, Any], wait: bool, timeout: float, timed_out: type[Exception]
+) -> Queued | tuple[str, Any] | None:
+    """Send the task; its state and answer, Queued when not waiting, None when none came in time.
+
+    The task's AsyncResult lives only in this call, and the result backend stops waiting
+    for it here: one still pending when Python shuts down unsubscribes from Redis too late
+    and prints a traceback after a good message.
+    """
+    result = app.send_task(task, kwargs=kwargs)
+    if not wait:
+        return Queued(result.id)
+    try:
+        answer = result.get(timeout=timeout, propagate=False)
+    except timed_out:
+        return None
+    finally:
+        app.backend.remove_pending_result(result)
+    return result.state, answer
 
 
 def check_redis(url: str) -> None:
