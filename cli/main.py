@@ -21,6 +21,7 @@ from cli.context import Context
 from cli.output import emit_json, warn
 from cli.workers import WorkersUnavailable
 from config import SettingsError, load_settings
+from config.settings import running_system_env_file
 from domain.agreement import AgreementNotAccepted
 from domain.refusals import Refused
 
@@ -30,11 +31,14 @@ EXIT_DONE, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `avtorlm` command; return its exit code."""
     arguments = parser().parse_args(argv)
+    running = running_system_env_file()
     try:
-        settings = load_settings()
+        settings = load_settings(running)
     except SettingsError as error:
         warn(str(error))
         return EXIT_USAGE
+    if running is not None and not arguments.json:
+        warn(f"Using the system that scripts/run runs, as {running} describes it (no AVTOR_REDIS_URL set).")
     context = Context(settings, json=arguments.json, show_keys=arguments.show_keys)
     try:
         return int(arguments.run(arguments, context))

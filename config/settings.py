@@ -6,6 +6,7 @@ import base64
 import binascii
 import ipaddress
 import json
+import os
 import re
 from datetime import timedelta
 from functools import cache, lru_cache
@@ -317,13 +318,28 @@ def hide_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read the settings, or raise SettingsError naming each wrong variable."""
+def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings (the environment first, then `env_file`); SettingsError names each wrong one."""
     try:
-        return Settings(**overrides)
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as error:
         lines = [_describe(problem) for problem in error.errors()]
         raise SettingsError("The Avtor License Manager cannot start:\n" + "\n".join(lines)) from None
+
+
+RUN_ENV_FILE = "run.env"
+
+
+def running_system_env_file() -> Path | None:
+    """The run.env of a `scripts/run` running in the data folder, when the environment names no Redis.
+
+    The command line then works on that system (its store, Redis and license service)
+    instead of silently on defaults that point elsewhere.
+    """
+    if ENV_PREFIX + "REDIS_URL" in os.environ:
+        return None
+    path = Path(os.environ.get(ENV_PREFIX + "DATA_DIR") or DEFAULT_DATA_DIR) / RUN_ENV_FILE
+    return path if path.is_file() else None
 
 
 def _describe(problem: Any) -> str:
