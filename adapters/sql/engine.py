@@ -36,14 +36,18 @@ def create_store_engine(
     options.setdefault("max_overflow", 10)
     options.setdefault("pool_recycle", 1800)
     timeouts = {"lock_timeout": lock_timeout, "statement_timeout": statement_timeout}
-    session_options = " ".join(
+    session_options = [
         f"-c {name}={_milliseconds(limit)}" for name, limit in timeouts.items() if limit is not None
-    )
-    if session_options:
-        connect_args = dict(options.pop("connect_args", {}))
-        given = connect_args.get("options", make_url(url).query.get("options", ""))
-        connect_args["options"] = f"{given} {session_options}".strip()
-        options["connect_args"] = connect_args
+    ]
+    # psycopg prepares a statement run five times on one connection, and PostgreSQL may then
+    # keep a generic plan chosen when the seats table was small: a full scan of every seat
+    # for each look-up of a batch's names. A plan made for the names at hand stays an index
+    # look-up however the table grows (measured: 65 ms against 3.4 ms a look-up at 20,100 seats).
+    session_options.append("-c plan_cache_mode=force_custom_plan")
+    connect_args = dict(options.pop("connect_args", {}))
+    given = connect_args.get("options", make_url(url).query.get("options", ""))
+    connect_args["options"] = " ".join([given, *session_options]).strip()
+    options["connect_args"] = connect_args
     return create_engine(url, **options)
 
 

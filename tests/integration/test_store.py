@@ -399,3 +399,13 @@ def test_the_timeouts_keep_options_given_in_the_url(own_postgres_url: str) -> No
         lock_timeout = connection.execute(text("SHOW lock_timeout")).scalar()
     engine.dispose()
     assert (names, lock_timeout) == ("avtor-test", "1s")
+
+
+def test_postgresql_sessions_plan_each_statement_for_the_values_at_hand(own_postgres_url: str) -> None:
+    # A generic plan chosen while the seats table was small would scan every seat for each
+    # look-up once psycopg has prepared the statement.
+    engine = create_store_engine(own_postgres_url)
+    with engine.connect() as connection:
+        mode = connection.execute(text("SHOW plan_cache_mode")).scalar()
+    engine.dispose()
+    assert mode == "force_custom_plan"
