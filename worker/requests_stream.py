@@ -92,6 +92,33 @@ return {cursor, out}
 """
 
 
+# KEYS[1] the stream, KEYS[2] the list of entries set aside, KEYS[3..] the decision lists.
+# ARGV: group, decision lifetime in seconds, how many entries set aside, how many to keep
+# at most, then one decision document per decision list, the entries set aside, and the
+# ids of the entries to acknowledge and remove. One script is one atomic step, like MULTI,
+# at a third of the client's work for a batch of a hundred.
+_SETTLE_SCRIPT = """
+local group, ttl, kept, keep = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local answers = #KEYS - 2
+for i = 1, answers do
+  local key = KEYS[i + 2]
+  redis.call('DEL', key)
+  redis.call('RPUSH', key, ARGV[4 + i])
+  redis.call('EXPIRE', key, ttl)
+end
+for i = 1, kept do
+  redis.call('LPUSH', KEYS[2], ARGV[4 + answers + i])
+end
+if kept > 0 then redis.call('LTRIM', KEYS[2], 0, keep - 1) end
+local first = 5 + answers + kept
+if first <= #ARGV then
+  redis.call('XACK', KEYS[1], group, unpack(ARGV, first))
+  redis.call('XDEL', KEYS[1], unpack(ARGV, first))
+end
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class Entry:
     """One entry as read: its id, the known fields (values cut), and what it really weighs."""
@@ -153,6 +180,7 @@ class RequestStream:
         self.consumer = consumer
         self.decision_ttl_seconds = decision_ttl_seconds
         self._script = client.register_script(_READ_SCRIPT)
+        self._settle = client.register_script(_SETTLE_SCRIPT)
 
     def ensure_group(self) -> None:
         """Create the stream and its group if needed; entries added before any consumer ran are read too."""
@@ -180,19 +208,24 @@ class RequestStream:
 
     def settle(self, settlement: Settlement) -> None:
         """Write the decisions, keep what was set aside, acknowledge and remove the entries, at once."""
-        with self.client.pipeline(transaction=True) as pipe:
-            for answer in settlement.answers:
-                key = DECISION_KEY_PREFIX + answer.request_id
-                pipe.delete(key)
-                pipe.rpush(key, json.dumps(answer.document, ensure_ascii=False, separators=(",", ":")))
-                pipe.expire(key, self.decision_ttl_seconds)
-            if settlement.kept:
-                pipe.lpush(KEPT_KEY, *(json.dumps(kept, ensure_ascii=True) for kept in settlement.kept))
-                pipe.ltrim(KEPT_KEY, 0, KEEP - 1)
-            if settlement.entry_ids:
-                pipe.xack(REQUESTS_STREAM, CONSUMER_GROUP, *settlement.entry_ids)
-                pipe.xdel(REQUESTS_STREAM, *settlement.entry_ids)
-            pipe.execute()
+        decision_keys = [DECISION_KEY_PREFIX + answer.request_id for answer in settlement.answers]
+        documents = [
+            json.dumps(answer.document, ensure_ascii=False, separators=(",", ":"))
+            for answer in settlement.answers
+        ]
+        kept = [json.dumps(entry, ensure_ascii=True) for entry in settlement.kept]
+        self._settle(
+            keys=[REQUESTS_STREAM, KEPT_KEY, *decision_keys],
+            args=[
+                CONSUMER_GROUP,
+                self.decision_ttl_seconds,
+                len(kept),
+                KEEP,
+                *documents,
+                *kept,
+                *settlement.entry_ids,
+            ],
+        )
 
     def forget_departed(self, idle_ms: int) -> list[str]:
         """Remove consumers that hold nothing and have not read for `idle_ms`."""
