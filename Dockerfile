@@ -1,6 +1,6 @@
 # The Avtor License Manager's image: one image for every role in docker-compose.yml
-# (migration, enrolment consumers, the admin worker, beat, the development license server,
-# the command line). Redis runs the official image with docker/redis/write-users.sh.
+# (migration, enrolment consumers, the admin worker, beat, the console, the development
+# license server, the command line). Redis runs the official image with docker/redis/write-users.sh.
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \

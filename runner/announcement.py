@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,6 +30,25 @@ EXPORTED = [
 ]
 
 
+@dataclass(frozen=True)
+class ConsoleSignIn:
+    """Where the console runs and who signs in to it; the password goes to run.env only."""
+
+    url: str
+    name: str
+    password: str
+
+
+def console_variables(console: ConsoleSignIn) -> list[str]:
+    """`NAME=value` lines for run.env: how to sign in to the console (not exported to processes)."""
+    values = {
+        "CONSOLE_URL": console.url,
+        "CONSOLE_ADMIN_NAME": console.name,
+        "CONSOLE_ADMIN_PASSWORD": console.password,
+    }
+    return [f"{name}={_quoted(value)}" for name, value in values.items()]
+
+
 def exports(env: Mapping[str, str], data_dir: Path, shown: bool = False) -> list[str]:
     """`NAME=value` lines that point a shell at this run; passwords hidden when `shown` on screen."""
     values = {"AVTOR_DATA_DIR": str(data_dir.resolve())} | {
@@ -39,11 +59,16 @@ def exports(env: Mapping[str, str], data_dir: Path, shown: bool = False) -> list
     return [f"{name}={_quoted(values[name])}" for name in EXPORTED if name in values]
 
 
-def write_env_file(path: Path, lines: Sequence[str]) -> None:
-    """Write the exports for `. data/run.env`, readable by the owner only (URLs may hold passwords)."""
+def write_env_file(path: Path, lines: Sequence[str], variables: Sequence[str] = ()) -> None:
+    """Write the exports for `. data/run.env`, readable by the owner only (it holds passwords).
+
+    `variables` are written as plain shell variables: the shell that sources the file has
+    them, the processes it starts do not.
+    """
     path.touch(mode=0o600)
     path.chmod(0o600)
-    path.write_text("".join(f"export {line}\n" for line in lines), encoding="utf-8")
+    text = "".join(f"export {line}\n" for line in lines) + "".join(f"{line}\n" for line in variables)
+    path.write_text(text, encoding="utf-8")
 
 
 def banner(
@@ -52,8 +77,12 @@ def banner(
     env_file: Path,
     shown_exports: Sequence[str],
     host_url: str | None = None,
+    console: ConsoleSignIn | None = None,
 ) -> str:
-    """Where everything runs, how to use the command line against it, and the hosts' Redis URL."""
+    """Where everything runs, how to use the console and the command line, and the hosts' Redis URL.
+
+    Never a password: the console's is in run.env, as the Redis users' are.
+    """
     hosts = (
         [
             "Hosts (the CMS) add editors' starts to the stream avtor:enrol:requests as the Redis user "
@@ -64,12 +93,23 @@ def banner(
         if host_url
         else []
     )
+    signing_in = (
+        [
+            f"Open the console: {console.url}",
+            f"  sign in as {console.name}; the password is in {_shown_path(env_file)} "
+            "(CONSOLE_ADMIN_PASSWORD, new at every start)",
+            "",
+        ]
+        if console
+        else []
+    )
     lines = [
         "",
         "The Avtor License Manager runs. Stop it with Ctrl-C.",
         f"  store            {describe_url(settings.store_url)}",
         *(f"  {note}" for note in notes),
         "",
+        *signing_in,
         "Use the administrator's command line in another terminal:",
         f"  cd {ROOT}",
         f"  . {_shown_path(env_file)}        # or these exports:",

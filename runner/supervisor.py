@@ -1,15 +1,18 @@
 """`scripts/run`: the whole system in the foreground on its embedded default, until Ctrl-C.
 
-It migrates the store, starts Redis (unless AVTOR_REDIS_URL names one), the
-development license server (unless AVTOR_LICENSE_SERVER_URL names a service), an
-enrolment consumer, an admin worker and exactly one beat; prints where everything
-runs; and on Ctrl-C or SIGTERM stops them all, newest first, and exits 0. If a
-process stops on its own, the others are stopped and the exit code is 1.
+It migrates the store, gives the console's first administrator (`admin`) a new
+password, starts Redis (unless AVTOR_REDIS_URL names one), the development license
+server (unless AVTOR_LICENSE_SERVER_URL names a service), an enrolment consumer, an
+admin worker, exactly one beat and the console (`avtorlm serve`); prints where
+everything runs; and on Ctrl-C or SIGTERM stops them all, newest first, and exits 0.
+If a process stops on its own, the others are stopped and the exit code is 1.
 
 The Redis it starts knows three users with passwords new at each start (see
 config/redis_users.py): the consumer, the admin worker and beat connect as
 `avtor-worker`; data/run.env gives the command line `avtor-admin` and names the
-hosts' URL (`avtor-host`) for the demo and the CMS.
+hosts' URL (`avtor-host`) for the demo and the CMS. The console works as the command
+line does, so it connects as `avtor-admin` too (its Refresh goes through the admin
+worker); the administrator's name and password are in data/run.env, never on screen.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -27,11 +31,24 @@ from pathlib import Path
 from types import FrameType
 
 import requests
+from sqlalchemy.engine import Engine
 
 from adapters.sql import StoreUnreachable, create_store_engine, describe_url, migrate
+from adapters.sql.access import SqlAccess
+from cli.serve import DEFAULT_PORT as DEFAULT_CONSOLE_PORT
 from config import Settings, SettingsError, hide_password, load_settings
 from config.redis_users import USER_NAMES, RedisUser, Role, installation_users, new_passwords, url_for
-from runner.announcement import HOST_URL_VARIABLE, banner, exports, spoken, write_env_file
+from domain.moments import utc_now
+from domain.services.access import add_administrator, set_password
+from runner.announcement import (
+    HOST_URL_VARIABLE,
+    ConsoleSignIn,
+    banner,
+    console_variables,
+    exports,
+    spoken,
+    write_env_file,
+)
 from runner.children import Child, ChildFailed
 from runner.redis_server import (
     NoRedisServer,
@@ -50,6 +67,10 @@ START_SECONDS = 90.0
 DEMO_SCHEDULE = {"AVTOR_REVALIDATE_EVERY": "10s", "AVTOR_REVALIDATE_TICK": "1s"}
 ENV_FILE = "run.env"
 USERS_FILE = "users.acl"
+# The console's first administrator, given a new password at every start (in run.env only).
+CONSOLE_ADMIN = "admin"
+# Who the store names as having added that administrator.
+RUN_ACTOR = "scripts/run"
 # The admin worker uses no Celery events, heartbeats or worker-to-worker messages (nor may its Redis user).
 WORKER_OPTIONS = ["--loglevel=INFO", "--without-heartbeat", "--without-gossip", "--without-mingle"]
 
@@ -71,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/run",
         description="Run the Avtor License Manager in the foreground: SQLite store, Redis, the development "
-        "license server with demo keys, workers and beat. Stop it with Ctrl-C.",
+        "license server with demo keys, workers, beat and the console. Stop it with Ctrl-C.",
     )
     parser.add_argument(
         "--redis-port",
@@ -84,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_LICENSE_SERVER_PORT,
         help=f"port of the development license server (default {DEFAULT_LICENSE_SERVER_PORT})",
+    )
+    parser.add_argument(
+        "--console-port",
+        type=int,
+        default=DEFAULT_CONSOLE_PORT,
+        help=f"port of the console, avtorlm serve, on 127.0.0.1 (default {DEFAULT_CONSOLE_PORT})",
     )
     parser.add_argument(
         "--demo-schedule",
@@ -111,6 +138,7 @@ class System:
         self.redis_address = ""
         self.env_file: Path | None = None
         self.notes: list[str] = []
+        self.console: ConsoleSignIn | None = None
 
     def request_stop(self, number: int, _frame: FrameType | None) -> None:
         """Signal handler: the first signal stops the system in order, a second one hurries it."""
@@ -176,7 +204,7 @@ class System:
             if self.env.get(HOST_URL_VARIABLE):
                 self.redis_urls[Role.HOST] = self.env[HOST_URL_VARIABLE]
         return load_settings(
-            **{name.removeprefix("AVTOR_").lower(): value for name, value in overrides.items()}
+            None, **{name.removeprefix("AVTOR_").lower(): value for name, value in overrides.items()}
         )
 
     def _start(self, settings: Settings) -> None:
@@ -190,16 +218,24 @@ class System:
         if self.starts_license_server:
             self._start_license_server(settings)
         self._check_stop()
-        self._start_workers(settings)
+        # The workers and the console start side by side; the console is stopped first.
+        _refuse_busy_port(self.options.console_port, "--console-port", "the console")
+        workers = self._launch_workers(settings)
+        console = self._launch_console(settings)
+        self._wait_for_workers(settings, workers)
+        self._wait_for_console(console)
 
     def _migrate(self, settings: Settings) -> None:
         engine = create_store_engine(settings.store_url)
         try:
             before, after = migrate(engine)
+            password = console_administrator(engine)
         finally:
             engine.dispose()
         change = "up to date" if before == after else f"migrated from revision {before or 'none'}"
         _say(f"Store {describe_url(settings.store_url)}: {change} (schema revision {after}).")
+        url = f"http://127.0.0.1:{self.options.console_port}/"
+        self.console = ConsoleSignIn(url, CONSOLE_ADMIN, password)
 
     def _start_redis(self, settings: Settings) -> None:
         port = self.options.redis_port
@@ -257,7 +293,7 @@ class System:
             f"switches under /_dev, see docs/license-server.md)"
         )
 
-    def _start_workers(self, settings: Settings) -> None:
+    def _launch_workers(self, settings: Settings) -> list[Child]:
         workers = self._env_for(Role.WORKER)
         consumer = Child(
             "enrolment consumer",
@@ -279,8 +315,10 @@ class System:
             workers,
             self._log(settings, "beat"),
         )
-        for child in (consumer, admin, beat):
-            self._launch(child)
+        return [self._launch(child) for child in (consumer, admin, beat)]
+
+    def _wait_for_workers(self, settings: Settings, workers: list[Child]) -> None:
+        consumer, admin, beat = workers
         for child, ready in ((consumer, " is ready"), (admin, " ready."), (beat, "beat: Starting...")):
             child.wait_until(partial(_logged, child, ready), START_SECONDS, self._stopping)
             self._check_stop()
@@ -293,6 +331,22 @@ class System:
             f"beat             exactly one: licenses re-validated every {every}, looked at every {tick}  "
             f"(log {beat.log_path})"
         )
+
+    def _launch_console(self, settings: Settings) -> Child:
+        # It works as the command line does: the admin user's Redis URL, for Refresh through the admin worker.
+        avtorlm = Path(sys.executable).with_name("avtorlm")
+        program = [str(avtorlm)] if avtorlm.exists() else [sys.executable, "-m", "cli.main"]
+        argv = [*program, "serve", "--host", "127.0.0.1", "--port", str(self.options.console_port)]
+        return self._launch(
+            Child("console", argv, self._env_for(Role.ADMIN), self._log(settings, "console"), 15.0)
+        )
+
+    def _wait_for_console(self, console: Child) -> None:
+        assert self.console is not None
+        url = self.console.url
+        console.wait_until(lambda: _answers_sign_in(url), START_SECONDS, self._stopping)
+        self._check_stop()
+        self.notes.append(f"console          {url}  (avtorlm serve; log {console.log_path})")
 
     def _env_for(self, role: Role) -> dict[str, str]:
         """The environment of a process of `role`: the run's, with the Redis URL of its user."""
@@ -312,7 +366,9 @@ class System:
         host_url = self.redis_urls.get(Role.HOST)
         if host_url:
             shell[HOST_URL_VARIABLE] = host_url
-        write_env_file(self.env_file, exports(shell, data_dir))
+        console = self.console
+        assert console is not None
+        write_env_file(self.env_file, exports(shell, data_dir), console_variables(console))
         _say(
             banner(
                 settings,
@@ -320,6 +376,7 @@ class System:
                 self.env_file,
                 exports(shell, data_dir, shown=True),
                 host_url=host_url if self.starts_redis else None,
+                console=console,
             )
         )
 
@@ -375,6 +432,27 @@ def _refuse_busy_port(port: int, option: str, what: str) -> None:
 
 def _logged(child: Child, text: str) -> bool:
     return text in child.log_text()
+
+
+def console_administrator(engine: Engine) -> str:
+    """Give the console's first administrator a new password, adding them if missing; return it."""
+    from adapters.passwords import Argon2Passwords  # argon2 is loaded only where passwords are hashed
+
+    access, hasher, now = SqlAccess(engine), Argon2Passwords(), utc_now()
+    password = secrets.token_urlsafe(18)
+    if access.administrator(CONSOLE_ADMIN) is None:
+        add_administrator(CONSOLE_ADMIN, password, RUN_ACTOR, access, hasher, now)
+    else:
+        # The password of an earlier run was in its run.env, which is gone: this one replaces it.
+        set_password(CONSOLE_ADMIN, password, access, hasher, now)
+    return password
+
+
+def _answers_sign_in(url: str) -> bool:
+    try:
+        return requests.get(url + "sign-in", timeout=(1.0, 2.0), allow_redirects=False).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def _public_key(url: str) -> str | None:

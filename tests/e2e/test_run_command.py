@@ -2,15 +2,19 @@
 
 The run starts its own Redis (with the three users of config/redis_users.py and
 new passwords), the development license server, the enrolment consumer, an admin
-worker and beat; the demo tells the whole story through them (editors through the
-hosts' user); SIGINT stops everything and nothing of it is left running.
+worker, beat and the console; the demo tells the whole story through them (editors
+through the hosts' user), and the administrator signs in to the console with the
+name and password run.env gives; SIGINT stops everything and nothing of it is left
+running.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -39,7 +44,11 @@ class Run:
         del self.env["AVTOR_DEVELOPMENT_MODE"]
         self.log_path = directory / "run.log"
         self.data = directory / "data"
-        self.options = ["--redis-port", str(free_port()), "--license-server-port", str(free_port()), *options]
+        self.console_port = free_port()
+        self.options = [
+            *("--redis-port", str(free_port()), "--license-server-port", str(free_port())),
+            *("--console-port", str(self.console_port), *options),
+        ]
         self.process: subprocess.Popen[bytes] | None = None
         self.started: list[ProcessInfo] = []
 
@@ -108,13 +117,31 @@ def redis_url_of(info: ProcessInfo) -> str:
     return url
 
 
+def sign_in(url: str, name: str, password: str) -> tuple[requests.Session, requests.Response]:
+    """Sign in to the console through its form, with the form's own CSRF token, as a browser does."""
+    browser = requests.Session()
+    form = browser.get(url + "sign-in", timeout=30)
+    assert form.status_code == 200, form.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token is not None, form.text
+    answer = browser.post(
+        url + "sign-in",
+        data={"name": name, "password": password, "csrf_token": token.group(1)},
+        allow_redirects=False,
+        timeout=30,
+    )
+    return browser, answer
+
+
 def test_the_run_command_runs_the_whole_story_and_ctrl_c_stops_everything(run: Run) -> None:
     started = commands(run.started)
     assert "redis-server" in started and "licenseserver" in started
     assert "-m worker.enrolment_consumer" in started and "-Q avtor.admin" in started
     assert "avtor.enrolment" not in started
     assert started.count("celery -A worker beat") == 1
+    assert f"avtorlm serve --host 127.0.0.1 --port {run.console_port}" in started
     assert (run.data / "run.env").exists()
+    assert stat.S_IMODE((run.data / "run.env").stat().st_mode) == 0o600
 
     # Each process has its own Redis user; the command line and the hosts get theirs in run.env.
     exported = run_env(run.data / "run.env")
@@ -132,7 +159,17 @@ def test_the_run_command_runs_the_whole_story_and_ctrl_c_stops_everything(run: R
     assert len({info.pid for info in workers}) >= 3
     for info in workers:
         assert redis.connection.parse_url(redis_url_of(info))["username"] == USER_NAMES[Role.WORKER]
-    for password in (admin["password"], host["password"]):
+    # The console works as the command line does: as the admin user (Refresh goes through the admin worker).
+    [console] = [info for info in run.started if " serve --host " in info.command]
+    assert redis_url_of(console) == exported["AVTOR_REDIS_URL"]
+    # Its first administrator's name and password are in run.env only; the banner says where.
+    console_url = f"http://127.0.0.1:{run.console_port}/"
+    assert (exported["CONSOLE_URL"], exported["CONSOLE_ADMIN_NAME"]) == (console_url, "admin")
+    console_password = exported["CONSOLE_ADMIN_PASSWORD"]
+    assert len(console_password) >= 24
+    assert f"Open the console: {console_url}" in run.output()
+    assert f"sign in as admin; the password is in {run.data / 'run.env'}" in run.output()
+    for password in (admin["password"], host["password"], console_password):
         assert password not in run.output(), "the banner shows a password"
     assert f"{USER_NAMES[Role.HOST]}:***@127.0.0.1:" in run.output()
     nobody = redis.Redis(host="127.0.0.1", port=admin["port"], retry=Retry(NoBackoff(), 0))
@@ -155,6 +192,15 @@ def test_the_run_command_runs_the_whole_story_and_ctrl_c_stops_everything(run: R
     assert "The license …0005 is verified: 8 seats until" in story
     assert "demo\\editor-09 starts Avtor: granted. Seat granted: 6 of 8 seats in use." in story
     assert "last verified moved to" in story and "license_refreshed  schedule" in story
+
+    # The administrator signs in to the console with run.env's name and password and sees the License tab.
+    _, refused = sign_in(console_url, "admin", "not the password")
+    assert refused.status_code == 401
+    browser, answer = sign_in(console_url, exported["CONSOLE_ADMIN_NAME"], console_password)
+    assert (answer.status_code, answer.headers.get("location")) == (303, "/"), answer.text
+    license_tab = browser.get(console_url + "license", timeout=30, allow_redirects=False)
+    assert license_tab.status_code == 200, license_tab.text
+    assert "…0005" in license_tab.text and "AVTR-DEMO-ACTV-SEAT-0005" not in license_tab.text
 
     # As the README shows, the administrator adds users by hand; the demo, run again, still
     # tells its story, counting from the seats it finds.
@@ -191,6 +237,8 @@ def test_the_run_command_runs_the_whole_story_and_ctrl_c_stops_everything(run: R
     assert still_running(run.everything()) == []
     assert not (run.data / "run.env").exists()
     assert (run.data / "redis" / "appendonlydir").is_dir()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(console_url + "sign-in", timeout=5)
 
 
 def test_a_process_that_dies_stops_the_rest_and_the_run_says_which(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from config.redis_users import USER_NAMES, Role, acl_file_template, hash_placeho
 from config.settings import development_public_key
 from licenseserver.cli import _parser as license_server_parser
 from licenseserver.signing import Signer
+from web.pages import public as console_public_routes
 from worker.app import ADMIN_QUEUE, app
 from worker.enrolment_consumer import _parser as enrolment_consumer_parser
 
@@ -54,6 +55,7 @@ REDIS_USER_OF = {
     "worker-admin": Role.WORKER,
     "beat": Role.WORKER,
     "avtorlm": Role.ADMIN,
+    "console": Role.ADMIN,
 }
 # The manager's processes (the services that run the image's manager code).
 MANAGER_SERVICES = ("migrate", *REDIS_USER_OF)
@@ -182,7 +184,7 @@ def string_values(tree: Any) -> list[str]:
 
 
 def test_the_services_are_the_whole_system_and_the_development_server_only_in_development() -> None:
-    production = {"redis", "postgres", "migrate", "enrolment", "worker-admin", "beat", "avtorlm"}
+    production = {"redis", "postgres", "migrate", "enrolment", "worker-admin", "beat", "console", "avtorlm"}
     assert set(SERVICES) == production
     assert set(DEVELOPMENT_SERVICES) == production | {"license-server"}
     # The development variant adds the development server and tells each manager process about
@@ -215,7 +217,7 @@ def test_the_merge_follows_the_compose_specification() -> None:
 
 
 @pytest.mark.parametrize(
-    "service", ["migrate", "enrolment", "worker-admin", "beat", "license-server", "avtorlm"]
+    "service", ["migrate", "enrolment", "worker-admin", "beat", "console", "license-server", "avtorlm"]
 )
 def test_each_command_is_a_real_entry_point_of_the_project(service: str) -> None:
     services = SERVICES if service in SERVICES else DEVELOPMENT_SERVICES
@@ -228,6 +230,11 @@ def test_each_command_is_a_real_entry_point_of_the_project(service: str) -> None
         assert (understood["host"], understood["port"]) == ("0.0.0.0", 8470)
     if service == "enrolment":
         assert understood["name"] is None, "each replica names itself after its container"
+    if service == "console":
+        # `avtorlm serve`, on every address of its container, plain HTTP (TLS is the proxy's).
+        assert understood["command"] == "serve"
+        assert (understood["host"], understood["port"]) == ("0.0.0.0", 8480)
+        assert (understood["tls_cert"], understood["tls_key"]) == (None, None)
     # The development variant changes no command.
     assert service_argv(service, DEVELOPMENT_SERVICES) == service_argv(service, services)
 
@@ -252,6 +259,26 @@ def test_enrolment_consumers_scale_and_stop_gracefully() -> None:
     assert enrolment["deploy"]["replicas"] >= 2
     assert "container_name" not in enrolment and "hostname" not in enrolment
     assert enrolment["stop_grace_period"] == "30s"
+
+
+def test_the_console_is_published_on_loopback_only_and_believes_only_the_proxies_given() -> None:
+    console = SERVICES["console"]
+    port = run_command(service_argv("console"))["port"]
+    assert console["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert console["restart"] == "unless-stopped"
+    # The command line's environment (the avtor-admin user: Refresh goes through the admin
+    # worker), and the reverse proxies, from .env, none by default.
+    own = dict(console["environment"])
+    proxies = own.pop("AVTOR_CONSOLE_TRUSTED_PROXIES")
+    assert own == SERVICES["avtorlm"]["environment"]
+    assert interpolated(proxies, {}) == ""
+    assert settings_of(interpolated(console["environment"], VENDOR)).console_trusted_proxies == ""
+    behind = {**VENDOR, "AVTOR_CONSOLE_TRUSTED_PROXIES": "172.18.0.1"}
+    assert settings_of(interpolated(console["environment"], behind)).console_trusted_proxies == "172.18.0.1"
+    with pytest.raises(SettingsError, match="AVTOR_CONSOLE_TRUSTED_PROXIES"):
+        settings_of(
+            interpolated(console["environment"], {**VENDOR, "AVTOR_CONSOLE_TRUSTED_PROXIES": "proxy"})
+        )
 
 
 def test_the_command_line_runs_on_demand_only() -> None:
@@ -292,9 +319,11 @@ def test_every_avtor_variable_is_a_setting_and_the_defaults_are_valid() -> None:
     assert loaded.store_url.startswith("postgresql+psycopg://avtor:")
     assert "AVTOR_REDIS_URL" not in environment, "each process connects as the Redis user of its role"
     assert SERVICES["migrate"]["environment"] == environment
+    # The console's own setting: the reverse proxies it believes.
+    own_settings = {"AVTOR_REDIS_URL", "AVTOR_CONSOLE_TRUSTED_PROXIES"}
     for service in REDIS_USER_OF:
         own = SERVICES[service]["environment"]
-        assert {name: value for name, value in own.items() if name != "AVTOR_REDIS_URL"} == environment
+        assert {name: value for name, value in own.items() if name not in own_settings} == environment
         settings_of(interpolated(own, VENDOR))
 
 
@@ -422,6 +451,14 @@ def test_health_checks_use_real_commands() -> None:
     assert development[:2] == ["python", "-c"]
     port = run_command(service_argv("license-server", DEVELOPMENT_SERVICES))["port"]
     assert f"'http://127.0.0.1:{port}/_dev/public-key'" in development[2]
+    # The console is healthy when its sign-in page answers: the one page that needs no session.
+    for services in (SERVICES, DEVELOPMENT_SERVICES):
+        console = health_argv("console", services)
+        assert console[:2] == ["python", "-c"]
+        port = run_command(service_argv("console", services))["port"]
+        assert f"urllib.request.urlopen('http://127.0.0.1:{port}/sign-in', timeout=3)" in console[2]
+    sign_in = [route for route in console_public_routes.routes if getattr(route, "path", None) == "/sign-in"]
+    assert any("GET" in getattr(route, "methods", set()) for route in sign_in)
 
 
 @pytest.mark.parametrize("variant", ["production", "development"])
@@ -440,7 +477,7 @@ def test_start_order_waits_for_healthy_servers_and_the_finished_migration(varian
     else:
         # The processes that call the license service wait for the development server to answer.
         waiting = {service for service in services if "license-server" in conditions(service)}
-        assert waiting == {"worker-admin", "avtorlm"}
+        assert waiting == {"worker-admin", "avtorlm", "console"}
         assert all(conditions(service)["license-server"] == "service_healthy" for service in waiting)
     assert services["migrate"]["restart"] == "no" and services["avtorlm"]["restart"] == "no"
     for service in services:
