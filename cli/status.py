@@ -12,6 +12,7 @@ from cli.licenses import LICENSE_HEADERS, license_document, license_rows
 from cli.output import emit_json, say, table, users_hold, when
 from cli.workers import WorkersUnavailable
 from config.settings import DEVELOPMENT_MODE_NOTICE
+from domain.seat_policy import OverLimitPolicy
 from domain.services.ledger import SeatCounts
 from domain.services.status import LedgerStatus, describe_ledger
 from tasks.messages import agreement_message, counts_message
@@ -27,7 +28,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def show_status(arguments: argparse.Namespace, context: Context) -> int:
     """Print the seat counts, the licenses and the agreement."""
-    status = describe_ledger(context.store(), context.now(), context.settings.grace_period)
+    policy = OverLimitPolicy(context.settings.over_limit_policy)
+    status = describe_ledger(context.store(), context.now(), context.settings.grace_period, policy)
     development_mode = context.settings.development_mode
     if context.json:
         document = status_document(status, context.show_keys)
@@ -43,6 +45,10 @@ def show_status(arguments: argparse.Namespace, context: Context) -> int:
     say(f"Seats in use:   {counts.in_use}")
     say(f"Seats free:     {counts.free}")
     say(f"Over limit:     {'by ' + str(counts.over_limit_by) if counts.over_limit_by else 'no'}")
+    say(f"Policy:         {status.policy.value} ({status.policy.describe()})")
+    if status.refused:
+        names = ", ".join(seat.display_name for seat in status.refused)
+        say(f"Refused:        {len(status.refused)} newest seat holders: {names}")
     say()
     if status.licenses:
         say(table(LICENSE_HEADERS, license_rows(status.licenses, context.show_keys)))
@@ -57,7 +63,7 @@ def show_status(arguments: argparse.Namespace, context: Context) -> int:
             f"License agreement {accepted.version} accepted by {accepted.accepted_by} "
             f"at {when(accepted.accepted_at)}."
         )
-    advice = what_to_do(counts)
+    advice = what_to_do(counts, status.policy)
     if advice:
         say()
         say(advice)
@@ -73,7 +79,9 @@ def status_document(status: LedgerStatus, show_keys: bool) -> dict[str, Any]:
         **counts_message(status.counts),
         "licenses": [license_document(view, show_keys) for view in status.licenses],
         "agreement": agreement_message(status.agreement),
-        "advice": what_to_do(status.counts),
+        "advice": what_to_do(status.counts, status.policy),
+        "over_limit_policy": status.policy.value,
+        "refused": [seat.username for seat in status.refused],
     }
 
 
@@ -91,12 +99,17 @@ def _enrolment_lines(context: Context) -> list[str]:
         return [f"Enrolment: unknown. {error}"]
 
 
-def what_to_do(counts: SeatCounts) -> str | None:
+def what_to_do(counts: SeatCounts, policy: OverLimitPolicy = OverLimitPolicy.BLOCK_ALL) -> str | None:
     """The line that tells the administrator what to do when over the limit or out of seats."""
     if counts.over_limit_by:
+        who = (
+            "Nobody may use Avtor"
+            if policy is OverLimitPolicy.BLOCK_ALL
+            else "The newest seat holders beyond the licensed count are refused"
+        )
         return (
             f"OVER LIMIT: {users_hold(counts.in_use)} but the licenses grant only "
-            f"{counts.licensed}. Nobody may use Avtor until {_are_removed(counts.over_limit_by)} "
+            f"{counts.licensed}. {who} until {_are_removed(counts.over_limit_by)} "
             "(`avtorlm user list`, `avtorlm user remove NAME`) or licenses are added "
             "(`avtorlm license add KEY`)."
         )

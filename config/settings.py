@@ -185,6 +185,11 @@ class Settings(BaseSettings):
         le=10,
         description="How many times one validation is tried when the license service fails transiently.",
     )
+    over_limit_policy: Literal["block-all", "block-newest"] = Field(
+        default="block-all",
+        description="Who is refused while more users hold seats than licensed: everyone (block-all), or "
+        "only the newest seat holders beyond the licensed count, never reserved users (block-newest).",
+    )
     revalidate_tick: Duration = Field(
         default=timedelta(minutes=1),
         description="How often the schedule looks for licenses whose re-validation is due.",

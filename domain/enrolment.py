@@ -1,8 +1,10 @@
 """The rule that decides whether an editor who starts Avtor may use it.
 
 An editor who holds a seat may use Avtor unless more users hold seats than the
-licenses grant (then nobody may, until an administrator removes users). An editor
-without a seat gets one if a seat is free, and is refused otherwise.
+licenses grant: then the over-limit policy (`domain.seat_policy`) says who is refused,
+everyone (block-all) or the newest seat holders beyond the licensed count
+(block-newest). An editor without a seat gets one if a seat is free, and is refused
+otherwise.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from domain.moments import parse_instant
+from domain.seat_policy import OverLimitPolicy, holder_refused
 from domain.usernames import InvalidUsername, display_username, normalize_username
 
 MAX_REQUEST_ID_LENGTH = 128
@@ -97,27 +100,47 @@ class InvalidEnrolment(ValueError):
         )
 
 
-def decide(holds_seat: bool, seats_used: int, seats_total: int) -> Outcome:
-    """Decide an editor's start from whether they hold a seat and the ledger's counts."""
+def decide(
+    holds_seat: bool,
+    seats_used: int,
+    seats_total: int,
+    policy: OverLimitPolicy = OverLimitPolicy.BLOCK_ALL,
+    among_newest: bool = False,
+) -> Outcome:
+    """Decide an editor's start from whether they hold a seat, the ledger's counts and the policy.
+
+    `among_newest`: the holder is one of those block-newest refuses while over the limit.
+    """
     if holds_seat:
-        return Outcome.ALREADY_ENROLLED if seats_used <= seats_total else Outcome.OVER_LIMIT
+        refused = holder_refused(policy, seats_used, seats_total, among_newest)
+        return Outcome.OVER_LIMIT if refused else Outcome.ALREADY_ENROLLED
     return Outcome.GRANTED if seats_used < seats_total else Outcome.NO_SEATS
 
 
 def decision_for(
-    outcome: Outcome, username: str, seats_used: int, seats_total: int, request_id: str | None
+    outcome: Outcome,
+    username: str,
+    seats_used: int,
+    seats_total: int,
+    request_id: str | None,
+    policy: OverLimitPolicy = OverLimitPolicy.BLOCK_ALL,
 ) -> EnrolmentDecision:
     """The decision with the message the editor is shown."""
-    return EnrolmentDecision(
-        outcome, username, _message(outcome, seats_used, seats_total), seats_total, seats_used, request_id
-    )
+    message = _message(outcome, seats_used, seats_total, policy)
+    return EnrolmentDecision(outcome, username, message, seats_total, seats_used, request_id)
 
 
-def _message(outcome: Outcome, used: int, total: int) -> str:
+def _message(outcome: Outcome, used: int, total: int, policy: OverLimitPolicy) -> str:
     if outcome is Outcome.GRANTED:
         return f"Seat granted: {used} of {total} seats in use."
     if outcome is Outcome.ALREADY_ENROLLED:
         return f"You hold an Avtor seat: {used} of {total} seats in use."
+    if outcome is Outcome.OVER_LIMIT and policy is OverLimitPolicy.BLOCK_NEWEST:
+        return (
+            f"Avtor cannot be used: {used} users hold seats but the licenses grant only {total}, and your "
+            "seat is one of the newest beyond them. An administrator must remove users (or add licenses) "
+            "in the Avtor License Manager."
+        )
     if outcome is Outcome.OVER_LIMIT:
         excess = used - total
         return (

@@ -29,6 +29,8 @@ class Seat:
     assigned_by: str
     last_seen_at: datetime | None = None
     request_id: str | None = None
+    # A reserved user keeps their seat whatever happens: never reclaimed, never refused as newest.
+    reserved: bool = False
 
 
 def worth_recording_start(last_seen_at: datetime | None, now: datetime) -> bool:

@@ -268,7 +268,7 @@ def point_in_time(text: str | None, console: Console) -> datetime | None:
 
 
 def _ledger(console: Console) -> LedgerStatus:
-    return describe_ledger(console.store, console.now(), console.grace_period)
+    return describe_ledger(console.store, console.now(), console.grace_period, console.over_limit_policy)
 
 
 def _license(console: Console, license: str) -> LicenseView:

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from config import Settings
 from domain.access import AccessStore, PasswordHasher
 from domain.ports import LicenseService, Store
+from domain.seat_policy import OverLimitPolicy
 
 
 class WorkersUnreachable(Exception):
@@ -58,6 +59,11 @@ class Console:
     def grace_period(self) -> timedelta:
         """How long a license keeps its seats unconfirmed."""
         return self.settings.grace_period
+
+    @property
+    def over_limit_policy(self) -> OverLimitPolicy:
+        """Who is refused while more users hold seats than licensed."""
+        return OverLimitPolicy(self.settings.over_limit_policy)
 
     @property
     def session_timeout(self) -> timedelta:

@@ -158,9 +158,9 @@ def agreement_accepted(request: Request, principal: SignedIn) -> Response:
 
 @router.get("/license")
 def license_tab(request: Request, principal: Agreed) -> Response:
-    """Every license, the totals, and what to do when seats run out."""
+    """Every license, the totals, the over-limit policy, and what to do when seats run out."""
     console = console_of(request)
-    ledger = describe_ledger(console.store, console.now(), console.grace_period)
+    ledger = describe_ledger(console.store, console.now(), console.grace_period, console.over_limit_policy)
     rows = [
         {
             "view": view,
@@ -176,8 +176,10 @@ def license_tab(request: Request, principal: Agreed) -> Response:
         "license",
         title="License",
         counts=ledger.counts,
-        banner=banner_for(ledger.counts, len(ledger.licenses)),
+        banner=banner_for(ledger.counts, len(ledger.licenses), ledger.policy),
         licenses=rows,
+        policy=ledger.policy,
+        refused=ledger.refused,
     )
 
 

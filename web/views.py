@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.licenses import masked_key
+from domain.seat_policy import OverLimitPolicy
 from domain.services.ledger import SeatCounts
 from domain.services.licenses import LicenseView
 from domain.services.status import LedgerStatus
@@ -47,24 +48,30 @@ def license_document(view: LicenseView) -> dict[str, Any]:
 
 def status_document(status: LedgerStatus) -> dict[str, Any]:
     """Counts, licenses and the agreement, with the banner's words."""
-    banner = banner_for(status.counts, len(status.licenses))
+    banner = banner_for(status.counts, len(status.licenses), status.policy)
     return {
         **counts_message(status.counts),
         "licenses": [license_document(view) for view in status.licenses],
         "agreement": agreement_message(status.agreement),
         "advice": None if banner is None else f"{banner.title} {banner.text}",
+        "over_limit_policy": status.policy.value,
+        "refused": [seat.username for seat in status.refused],
     }
 
 
-def banner_for(counts: SeatCounts, licenses: int) -> Banner | None:
+def banner_for(
+    counts: SeatCounts, licenses: int, policy: OverLimitPolicy = OverLimitPolicy.BLOCK_ALL
+) -> Banner | None:
     """What the administrator must do now, if anything."""
     if counts.over_limit_by:
         users = _users(counts.over_limit_by)
+        block_all = policy is OverLimitPolicy.BLOCK_ALL
+        who = "nobody may use Avtor" if block_all else "the newest of them are refused"
         return Banner(
             "danger",
             "Over the limit.",
-            f"{_users(counts.in_use)} hold seats but the licenses grant only {counts.licensed}: nobody may "
-            f"use Avtor until {users} {'is' if counts.over_limit_by == 1 else 'are'} removed on the Users "
+            f"{_users(counts.in_use)} hold seats but the licenses grant only {counts.licensed}: {who} "
+            f"until {users} {'is' if counts.over_limit_by == 1 else 'are'} removed on the Users "
             "tab or a license is added with Add License.",
         )
     if licenses == 0:

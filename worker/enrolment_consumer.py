@@ -41,6 +41,7 @@ from config import Settings, SettingsError, hide_password, load_settings
 from config.settings import DEVELOPMENT_MODE_NOTICE
 from domain.enrolment import EnrolmentDecision, EnrolmentRequest, InvalidEnrolment, Outcome
 from domain.moments import format_instant, utc_now
+from domain.seat_policy import OverLimitPolicy
 from domain.services.enrolment import enrol_editors
 from worker.entries import kept_entry, read_entry, request_id_of
 from worker.requests_stream import REQUESTS_STREAM, Answer, Entry, RequestStream, Settlement
@@ -403,10 +404,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = arguments.name or f"{socket.gethostname()}-{os.getpid()}"
     stream = RequestStream(redis_client(settings), name, int(settings.result_expires.total_seconds()))
     store = wiring.enrolment_store()
-    grace = settings.grace_period
+    grace, policy = settings.grace_period, OverLimitPolicy(settings.over_limit_policy)
     consumer = EnrolmentConsumer(
         stream,
-        lambda requests, now: enrol_editors(requests, store, now, grace),
+        lambda requests, now: enrol_editors(requests, store, now, grace, policy),
         consumer_options(settings),
     )
 

@@ -16,11 +16,16 @@ from domain.enrolment import (
 from domain.events import EDITOR_START, AuditEvent, EventKind
 from domain.licenses import seats_licensed
 from domain.ports import Store, UnitOfWork
+from domain.seat_policy import OverLimitPolicy, refused_holders
 from domain.seats import Assignment, Seat, worth_recording_start
 
 
 def enrol_editors(
-    requests: Sequence[EnrolmentRequest], store: Store, now: datetime, grace_period: timedelta
+    requests: Sequence[EnrolmentRequest],
+    store: Store,
+    now: datetime,
+    grace_period: timedelta,
+    policy: OverLimitPolicy = OverLimitPolicy.BLOCK_ALL,
 ) -> list[EnrolmentDecision]:
     """Decide each editor's start, in order.
 
@@ -34,7 +39,7 @@ def enrol_editors(
     pending = [request for request, decision in zip(requests, at_a_glance, strict=True) if decision is None]
     if not pending:
         return [decision for decision in at_a_glance if decision is not None]
-    under_lock = iter(decide_under_lock(pending, store, now, grace_period))
+    under_lock = iter(decide_under_lock(pending, store, now, grace_period, policy))
     return [next(under_lock) if decision is None else decision for decision in at_a_glance]
 
 
@@ -63,13 +68,17 @@ def _decide_at_a_glance(
 
 
 def decide_under_lock(
-    requests: Sequence[EnrolmentRequest], store: Store, now: datetime, grace_period: timedelta
+    requests: Sequence[EnrolmentRequest],
+    store: Store,
+    now: datetime,
+    grace_period: timedelta,
+    policy: OverLimitPolicy = OverLimitPolicy.BLOCK_ALL,
 ) -> list[EnrolmentDecision]:
     """Decide starts that may claim or refuse a seat, in one transaction holding the ledger's lock."""
     if not requests:
         return []
     with store.writing() as uow:
-        ledger = _Ledger(uow, requests, now, grace_period)
+        ledger = _Ledger(uow, requests, now, grace_period, policy)
         decisions = [ledger.decide(request) for request in requests]
         ledger.write()
         uow.commit()
@@ -86,12 +95,22 @@ class _Ledger:
     """The seat ledger as seen under its lock while a batch is decided."""
 
     def __init__(
-        self, uow: UnitOfWork, requests: Sequence[EnrolmentRequest], now: datetime, grace_period: timedelta
+        self,
+        uow: UnitOfWork,
+        requests: Sequence[EnrolmentRequest],
+        now: datetime,
+        grace_period: timedelta,
+        policy: OverLimitPolicy,
     ) -> None:
         self.uow = uow
         self.now = now
+        self.policy = policy
         self.total = seats_licensed(uow.licenses.list(), now, grace_period)
         self.used = uow.seats.count()
+        # Who block-newest refuses needs every holder, read only while over the limit (rare).
+        self.newest: set[str] = set()
+        if self.used > self.total and policy is OverLimitPolicy.BLOCK_NEWEST:
+            self.newest = {seat.username for seat in refused_holders(policy, uow.seats.list(), self.total)}
         self.holders, self.recorded = uow.look_up(
             {request.username for request in requests},
             {request.request_id for request in requests if request.request_id is not None},
@@ -124,27 +143,33 @@ class _Ledger:
         names the first grant, so the audit event of this one carries it in its detail).
         """
         if recorded is not None and not Outcome(recorded.outcome or Outcome.GRANTED).allowed:
-            return _as_recorded(request, recorded)
+            return _as_recorded(request, recorded, self.policy)
         if holder is None:
             return self._decide_anew(request, holder, replayed=True)
-        if self.used > self.total:
+        if self._outcome(holder) is Outcome.OVER_LIMIT:
             self._refuse(request, Outcome.OVER_LIMIT, replayed=True)
             return self._now(request, Outcome.OVER_LIMIT)
-        return self._now(request, Outcome.GRANTED) if recorded is None else _as_recorded(request, recorded)
+        if recorded is None:
+            return self._now(request, Outcome.GRANTED)
+        return _as_recorded(request, recorded, self.policy)
 
     def _decide_anew(
         self, request: EnrolmentRequest, holder: Seat | None, replayed: bool
     ) -> EnrolmentDecision:
-        outcome = decide(holder is not None, self.used, self.total)
+        outcome = self._outcome(holder)
         if outcome is Outcome.GRANTED:
             self._grant(request, replayed)
         elif outcome is not Outcome.ALREADY_ENROLLED:
             self._refuse(request, outcome, replayed)
         return self._now(request, outcome)
 
+    def _outcome(self, holder: Seat | None) -> Outcome:
+        among_newest = holder is not None and holder.username in self.newest
+        return decide(holder is not None, self.used, self.total, self.policy, among_newest)
+
     def _now(self, request: EnrolmentRequest, outcome: Outcome) -> EnrolmentDecision:
         """The decision with the ledger's counts as they stand in this batch."""
-        return decision_for(outcome, request.username, self.used, self.total, request.request_id)
+        return decision_for(outcome, request.username, self.used, self.total, request.request_id, self.policy)
 
     def _grant(self, request: EnrolmentRequest, replayed: bool) -> None:
         seat = Seat(
@@ -201,7 +226,9 @@ def _detail(request: EnrolmentRequest, replayed: bool) -> str:
     return "; ".join(parts)
 
 
-def _as_recorded(request: EnrolmentRequest, recorded: AuditEvent) -> EnrolmentDecision:
+def _as_recorded(
+    request: EnrolmentRequest, recorded: AuditEvent, policy: OverLimitPolicy
+) -> EnrolmentDecision:
     """The first decision of a start, as its audit event recorded it."""
     return decision_for(
         Outcome(recorded.outcome or Outcome.GRANTED),
@@ -209,6 +236,7 @@ def _as_recorded(request: EnrolmentRequest, recorded: AuditEvent) -> EnrolmentDe
         recorded.seats_used_after,
         recorded.seats_total_after,
         request.request_id,
+        policy,
     )
 
 
