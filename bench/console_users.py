@@ -4,8 +4,9 @@ For each kind of store it fills two ledgers, one with 100 seat holders and one w
 10,000, starts a real `avtorlm serve` on each, signs in over HTTP as an administrator,
 and times GET /users (the first page of the Users tab as the browser asks for it), the
 two consoles taking turns request by request. It prints the medians and the ratio
-large / small; the target is a ratio of at most 1.5. A search (GET /users?q=...) is
-timed beside it. docs/benchmarks.md ("The console's Users tab") tells the figures.
+large / small; the target is a ratio of at most 1.5. The last page of each ledger and
+a search (GET /users?q=...) are timed beside it. docs/benchmarks.md ("The console's Users
+tab") tells the figures.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import requests
 
@@ -31,8 +33,10 @@ from tests.support.cli import Avtorlm
 from tests.support.console import ADMIN_NAME, ADMIN_PASSWORD, ConsoleProcess, add_administrator
 from tests.support.servers import free_port, postgres_server
 from tests.support.workers import avtor_environment
+from web.pages import USERS_PER_PAGE
 
 TARGET_RATIO = 1.5
+PAGES = ("first page", "last page", "search")
 TIMEOUT = (5.0, 60.0)
 # The hidden field of the sign-in form that guards it against forged sign-ins.
 SIGN_IN_TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
@@ -136,12 +140,18 @@ def store_urls(kind: str, directory: Path) -> Iterator[tuple[str, str]]:
 
 def measure(kind: str, plan: Plan, directory: Path) -> list[Figure]:
     """Time the Users tab of both ledgers of one kind of store, the two consoles taking turns."""
-    pages = {
-        "first page": ("/users", "Users"),
-        "search": (f"/users?q={PREFILL.replace(chr(92), '%5C')}0000042", "0000042"),
-    }
+
+    def pages(users: int) -> dict[str, tuple[str, str]]:
+        """Each page timed on the console of `users` seat holders: its path, and what it must show."""
+        last = -(-users // USERS_PER_PAGE)
+        return {
+            "first page": ("/users", "Users"),
+            "last page": (f"/users?page={last}", f"{PREFILL}{users - 1:07d}"),
+            "search": (f"/users?q={quote(PREFILL)}0000042", f"{PREFILL}0000042"),
+        }
+
     samples: dict[tuple[str, int], list[float]] = {
-        (page, n): [] for page in pages for n in (plan.small, plan.large)
+        (page, n): [] for page in PAGES for n in (plan.small, plan.large)
     }
     with (
         store_urls(kind, directory) as (small_url, large_url),
@@ -149,12 +159,12 @@ def measure(kind: str, plan: Plan, directory: Path) -> list[Figure]:
         console_on(large_url, plan.large) as large,
     ):
         consoles = {plan.small: small, plan.large: large}
-        for console in consoles.values():
-            for path, shows in pages.values():
+        for users, console in consoles.items():
+            for path, shows in pages(users).values():
                 for _ in range(plan.warm_up):
                     console.time_page(path, shows)
         for number in range(plan.rounds):
-            for page, (path, shows) in pages.items():
+            for page in PAGES:
                 for request in range(plan.requests):
                     # Request by request, the two consoles take turns going first: both meet the
                     # same machine, however busy it is.
@@ -162,7 +172,7 @@ def measure(kind: str, plan: Plan, directory: Path) -> list[Figure]:
                         (plan.small, plan.large) if (number + request) % 2 == 0 else (plan.large, plan.small)
                     )
                     for users in order:
-                        samples[page, users].append(consoles[users].time_page(path, shows))
+                        samples[page, users].append(consoles[users].time_page(*pages(users)[page]))
     return [
         Figure(kind, page, users, _ms(statistics.median(times)), _ms(_p95(times)), len(times))
         for (page, users), times in samples.items()
@@ -173,7 +183,7 @@ def report(figures: list[Figure], plan: Plan) -> list[str]:
     """The figures as lines, with the ratio of each page and the target's verdict."""
     lines = []
     for kind in plan.stores:
-        for page in ("first page", "search"):
+        for page in PAGES:
             small = next(f for f in figures if (f.store, f.page, f.users) == (kind, page, plan.small))
             large = next(f for f in figures if (f.store, f.page, f.users) == (kind, page, plan.large))
             ratio = large.median_ms / small.median_ms
