@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from cli.context import Context
 from cli.licenses import license_document
@@ -26,6 +26,8 @@ CSV_COLUMNS = [
     "assigned_by",
     "last_seen_at",
 ]
+# A spreadsheet takes a cell beginning with one of these for a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -44,16 +46,29 @@ def write_report(arguments: argparse.Namespace, context: Context) -> int:
     if arguments.format == "json":
         emit_json(report_document(report, context.show_keys))
         return 0
-    writer = csv.DictWriter(sys.stdout, CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for holder in seat_document_rows(report):
-        writer.writerow(holder)
+    write_csv(report, sys.stdout)
     sys.stdout.flush()
     warn(
         f"Report of installation {report.installation_id} at {instant(report.generated_at)}: "
         f"{plural(report.counts.in_use, 'seat holder')}, {plural(report.counts.licensed, 'seat')} licensed."
     )
     return 0
+
+
+def write_csv(report: SeatReport, stream: TextIO) -> None:
+    """The report as CSV that a spreadsheet opens without running any cell as a formula."""
+    # RFC 4180's line ends: a cell holding a line break or a carriage return is then quoted.
+    writer = csv.DictWriter(stream, CSV_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for holder in seat_document_rows(report):
+        writer.writerow({column: spreadsheet_safe(value) for column, value in holder.items()})
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A cell that a spreadsheet shows as text: a leading single quote keeps a formula from running."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def report_document(report: SeatReport, show_keys: bool) -> dict[str, Any]:

@@ -5,7 +5,6 @@ Answers have the shapes of `avtorlm ... --json`; refusals are `{"ok": false, "me
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -15,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from cli.events import event_document
-from cli.report import CSV_COLUMNS, report_document, seat_document_rows
+from cli.report import report_document, write_csv
 from cli.users import seat_document
 from config.settings import parse_duration
 from domain.agreement import AGREEMENT_TEXT, AGREEMENT_VERSION
@@ -239,9 +238,7 @@ def report(
             headers={"Content-Disposition": 'attachment; filename="avtor-report.json"'},
         )
     text = io.StringIO()
-    writer = csv.DictWriter(text, CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(seat_document_rows(found))
+    write_csv(found, text)
     return Response(
         text.getvalue(),
         media_type="text/csv; charset=utf-8",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,10 +20,11 @@ from sqlalchemy import text
 from adapters.license_service import HttpLicenseService
 from adapters.sql import SqlStore, create_store_engine
 from domain.moments import utc_now
+from domain.seats import Assignment, Seat
 from domain.services.agreement import accept_agreement
 from domain.services.licenses import add_license
 from domain.services.users import add_user
-from tests.support.cli import Avtorlm
+from tests.support.cli import AVTORLM, Avtorlm
 from tests.support.license_server import LicenseServerProcess, key_entry, license_server
 from tests.support.manager import celery_client
 from tests.support.servers import PostgresServer, free_port
@@ -226,6 +228,42 @@ def test_the_report_lists_every_seat_holder_with_the_installation_as_csv_and_jso
     assert [holder["username"] for holder in report["seat_holders"]] == ["sitecore\\ann", "sitecore\\bob"]
     assert report["licenses"][0]["key"] == "…0003"
     assert cli.ok("report", "--show-keys").json()["licenses"][0]["key"] == THREE
+
+
+FORMULAS = ['=HYPERLINK("http://x","y")', "+1", "-2", "@SUM(A1)", "\tx", "\rx"]
+
+
+def test_the_csv_report_keeps_spreadsheets_from_running_names_as_formulas(
+    sqlite_cli: Avtorlm, server: LicenseServerProcess, tmp_path: Path
+) -> None:
+    cli = seeded(sqlite_cli, server, keys=(FIVE, THREE), users=("sitecore\\Ann", *FORMULAS[:4]))
+    # `user add` and the hosts refuse names with control characters; an older store may hold them.
+    store = SqlStore(create_store_engine(cli.env["AVTOR_DATABASE_URL"]))
+    try:
+        with store.writing() as uow:
+            uow.seats.add([Seat(name, name, Assignment.MANUAL, utc_now(), name) for name in FORMULAS[4:]])
+            uow.commit()
+    finally:
+        store.engine.dispose()
+    report = tmp_path / "seats.csv"
+    with report.open("wb") as written:
+        done = subprocess.run(
+            [str(AVTORLM), "report", "--format", "csv"], env=cli.env, stdout=written, timeout=60, check=False
+        )
+    assert done.returncode == 0
+
+    with report.open(encoding="utf-8", newline="") as opened:
+        rows = {row["display_name"]: row for row in csv.DictReader(opened)}
+    assert sorted(rows) == sorted(["sitecore\\Ann", *("'" + name for name in FORMULAS)])
+    assert rows['\'=HYPERLINK("http://x","y")']["username"] == '\'=hyperlink("http://x","y")'
+    assert [rows["'" + name]["username"] for name in FORMULAS[1:]] == [
+        "'" + name.lower() for name in FORMULAS[1:]
+    ]
+    assert [rows["'" + name]["assigned_by"] for name in FORMULAS] == ["ada"] * 4 + ["'\tx", "'\rx"]
+    for row in rows.values():
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row.values()), row
+        assert (row["seats_licensed"], row["seats_in_use"], row["assigned_at"][:2]) == ("8", "7", "20")
+    assert rows["sitecore\\Ann"]["username"] == "sitecore\\ann"
 
 
 def test_events_filter_by_kind_and_time(sqlite_cli: Avtorlm, server: LicenseServerProcess) -> None:
