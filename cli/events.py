@@ -1,4 +1,4 @@
-"""`avtorlm events`: the audit log, filtered by kind and time."""
+"""`avtorlm events`: the audit log at a glance, or filtered by kind and time."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 from cli.context import Context
 from cli.output import NOTHING, emit_json, instant, say, table, when
 from config.settings import DURATION_HELP, parse_duration
-from domain.events import AuditEvent, EventKind
+from domain.events import AuditEvent, EventKind, EventTally
 from domain.moments import parse_instant, utc_now
-from domain.services.audit import audit_log
+from domain.services.audit import audit_log, audit_overview
 
 DEFAULT_LIMIT = 100
 EVENT_HEADERS = ["AT", "KIND", "BY", "SUBJECT", "OUTCOME", "SEATS IN USE", "LICENSED", "DETAIL"]
@@ -39,14 +39,16 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         type=_positive,
         default=DEFAULT_LIMIT,
         metavar="N",
-        help=f"the latest N events (default {DEFAULT_LIMIT})",
+        help=f"the latest N events; without filters, the latest N of each group (default {DEFAULT_LIMIT})",
     )
-    events.add_argument("--all", action="store_true", help="every matching event, however many")
+    events.add_argument("--all", action="store_true", help="every event one by one, however many")
     events.set_defaults(run=show_events)
 
 
 def show_events(arguments: argparse.Namespace, context: Context) -> int:
-    """Print the matching events, oldest first."""
+    """Print the audit log at a glance or, with a filter or --all, the matching events one by one."""
+    if not (arguments.kind or arguments.since or arguments.until or arguments.all):
+        return show_overview(arguments.limit, context)
     kinds = [EventKind(kind) for kind in arguments.kind or []]
     limit = None if arguments.all else arguments.limit
     events = audit_log(context.store(), kinds, arguments.since, arguments.until, limit)
@@ -60,6 +62,57 @@ def show_events(arguments: argparse.Namespace, context: Context) -> int:
     if limit is not None and len(events) == limit:
         say(f"\nThe latest {limit} matching events; --all or --since shows more.")
     return 0
+
+
+def show_overview(limit: int, context: Context) -> int:
+    """Print the latest changes, license checks and grants, and each editor's refused starts counted."""
+    overview = audit_overview(context.store(), limit)
+    if context.json:
+        emit_json(
+            {
+                "events": [event_document(event) for event in overview.events],
+                "refused_starts": [tally_document(tally) for tally in overview.refused_starts],
+            }
+        )
+        return 0
+    if not overview.events and not overview.refused_starts:
+        say("No events yet.")
+        return 0
+    if overview.events:
+        say(table(EVENT_HEADERS, [_event_row(event) for event in overview.events]))
+        say(f"\nUp to the latest {limit} administrator changes, license checks and seat grants each.")
+    if overview.refused_starts:
+        say(f"\nRefused starts, counted per editor{_most_recent(len(overview.refused_starts), limit)}:")
+        for tally in overview.refused_starts:
+            say(f"  {refused_times(tally)}")
+    say("Every event one by one: --all, or choose with --kind, --since and --until.")
+    return 0
+
+
+def refused_times(tally: EventTally) -> str:
+    """'sitecore\\bob: refused 37 times between A and B (no_seats)'."""
+    reason = f" ({tally.outcome})" if tally.outcome else ""
+    if tally.count == 1:
+        return f"{tally.subject}: refused once at {when(tally.first_at)}{reason}"
+    return (
+        f"{tally.subject}: refused {tally.count} times between {when(tally.first_at)} "
+        f"and {when(tally.last_at)}{reason}"
+    )
+
+
+def tally_document(tally: EventTally) -> dict[str, Any]:
+    """An editor's refused starts with one outcome, counted, as JSON."""
+    return {
+        "editor": tally.subject,
+        "outcome": tally.outcome,
+        "count": tally.count,
+        "first_at": instant(tally.first_at),
+        "last_at": instant(tally.last_at),
+    }
+
+
+def _most_recent(shown: int, limit: int) -> str:
+    return f" (the {limit} refused most recently)" if shown == limit else ""
 
 
 def event_document(event: AuditEvent) -> dict[str, Any]:

@@ -40,3 +40,15 @@ class AuditEvent:
     request_id: str | None = None
     detail: str = ""
     id: int | None = None
+
+
+@dataclass(frozen=True)
+class EventTally:
+    """Events of one kind about one subject with one outcome, counted instead of listed."""
+
+    kind: EventKind
+    subject: str
+    outcome: str | None
+    count: int
+    first_at: datetime
+    last_at: datetime

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from domain.agreement import Acceptance
-from domain.events import AuditEvent, EventKind
+from domain.events import AuditEvent, EventKind, EventTally
 from domain.licenses import License, ServiceAnswer
 from domain.seats import Seat
 
@@ -59,6 +59,10 @@ class Events(Protocol):
     def record(self, events: Sequence[AuditEvent]) -> None: ...
 
     def for_requests(self, request_ids: Collection[str]) -> dict[str, AuditEvent]: ...
+
+    def tally(self, kind: EventKind, limit: int | None = None) -> list[EventTally]:
+        """The events of `kind` counted per subject and outcome; the `limit` most recent, latest first."""
+        ...
 
     def list(
         self,

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Self
 
 from domain.agreement import Acceptance
-from domain.events import AuditEvent, EventKind
+from domain.events import AuditEvent, EventKind, EventTally
 from domain.licenses import License
 from domain.ports import Glance, SeatGlance, ValidationResult
 from domain.seats import Seat
@@ -158,6 +158,18 @@ class _Events:
             for event in self._ledger.events
             if event.request_id is not None and event.request_id in request_ids
         }
+
+    def tally(self, kind: EventKind, limit: int | None = None) -> list[EventTally]:
+        groups: dict[tuple[str, str | None], list[AuditEvent]] = {}
+        for event in self._ledger.events:
+            if event.kind == kind:
+                groups.setdefault((event.subject, event.outcome), []).append(event)
+        tallies = [
+            EventTally(kind, subject, outcome, len(events), events[0].at, events[-1].at)
+            for (subject, outcome), events in groups.items()
+        ]
+        tallies.sort(key=lambda tally: tally.last_at, reverse=True)
+        return tallies[:limit]
 
     def list(
         self,

@@ -19,7 +19,7 @@ from adapters.sql.rows import (
     seat_values,
 )
 from domain.agreement import Acceptance
-from domain.events import AuditEvent, EventKind
+from domain.events import AuditEvent, EventKind, EventTally
 from domain.licenses import License
 from domain.seats import Seat
 
@@ -126,6 +126,28 @@ class SqlEvents:
             return {}
         _, recorded = self._uow.look_up((), request_ids)
         return recorded
+
+    def tally(self, kind: EventKind, limit: int | None = None) -> list[EventTally]:
+        events = t.audit_events.c
+        # min and max keep the column's type: the instants come back as UTC datetimes.
+        latest = func.max(events.at).label("last_at")
+        statement = (
+            select(
+                events.subject,
+                events.outcome,
+                func.count().label("times"),
+                func.min(events.at).label("first_at"),
+                latest,
+            )
+            .where(events.kind == kind.value)
+            .group_by(events.subject, events.outcome)
+            .order_by(latest.desc(), events.subject)
+            .limit(limit)
+        )
+        return [
+            EventTally(kind, row.subject, row.outcome, row.times, row.first_at, row.last_at)
+            for row in self._uow.read(statement)
+        ]
 
     def list(
         self,

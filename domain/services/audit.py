@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from domain.events import AuditEvent, EventKind
+from domain.events import AuditEvent, EventKind, EventTally
 from domain.ports import Store
 from domain.seats import Seat
 from domain.services.ledger import SeatCounts, count_seats
@@ -34,6 +34,33 @@ def audit_log(
     """Events of `kinds` (all if empty) from `since` to before `until`: the latest `limit`, oldest first."""
     with store.reading() as uow:
         return uow.events.list(kinds, since, until, limit)
+
+
+# What editors' starts and the license checks record; every other kind is an administrator's change.
+STARTS_AND_CHECKS = (EventKind.SEAT_GRANTED, EventKind.SEAT_REFUSED, EventKind.LICENSE_REFRESHED)
+ADMINISTRATOR_CHANGES = tuple(kind for kind in EventKind if kind not in STARTS_AND_CHECKS)
+# The default view lists each of these groups' latest events, so that none crowds out the others.
+LISTED_GROUPS = (ADMINISTRATOR_CHANGES, (EventKind.LICENSE_REFRESHED,), (EventKind.SEAT_GRANTED,))
+
+
+@dataclass(frozen=True)
+class AuditOverview:
+    """The audit log at a glance: changes and grants one by one, refused starts counted."""
+
+    # The latest administrator changes, the latest license checks and the latest seat
+    # grants (up to the limit of each), oldest first.
+    events: list[AuditEvent]
+    # Refused starts per editor and outcome, the most recently refused first.
+    refused_starts: list[EventTally]
+
+
+def audit_overview(store: Store, limit: int) -> AuditOverview:
+    """The default view: however many editors' starts were refused, the administrators' changes show."""
+    with store.reading() as uow:
+        listed = [event for kinds in LISTED_GROUPS for event in uow.events.list(kinds, limit=limit)]
+        refused = uow.events.tally(EventKind.SEAT_REFUSED, limit)
+    listed.sort(key=lambda event: event.id or 0)  # the order they were recorded in
+    return AuditOverview(listed, refused)
 
 
 def seat_report(store: Store, now: datetime, grace_period: timedelta) -> SeatReport:

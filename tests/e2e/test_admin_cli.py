@@ -11,7 +11,7 @@ import csv
 import io
 import subprocess
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,11 @@ from sqlalchemy import text
 
 from adapters.license_service import HttpLicenseService
 from adapters.sql import SqlStore, create_store_engine
-from domain.moments import utc_now
+from domain.enrolment import EnrolmentRequest, Outcome
+from domain.moments import format_instant, utc_now
 from domain.seats import Assignment, Seat
 from domain.services.agreement import accept_agreement
+from domain.services.enrolment import enrol_editors
 from domain.services.licenses import add_license
 from domain.services.users import add_user
 from tests.support.cli import AVTORLM, Avtorlm
@@ -268,7 +270,7 @@ def test_the_csv_report_keeps_spreadsheets_from_running_names_as_formulas(
 
 def test_events_filter_by_kind_and_time(sqlite_cli: Avtorlm, server: LicenseServerProcess) -> None:
     cli = seeded(sqlite_cli, server, keys=(FIVE,), users=("ann",))
-    table = cli.ok("events").out
+    table = cli.ok("events", "--all").out
     assert [line.split()[1] for line in table.splitlines()[2:]] == [
         "agreement_accepted",
         "license_added",
@@ -278,6 +280,53 @@ def test_events_filter_by_kind_and_time(sqlite_cli: Avtorlm, server: LicenseServ
     assert [event["kind"] for event in recent["events"]] == ["license_added", "user_added"]
     assert cli.json("events", "--until", "2000-01-01")["events"] == []
     assert cli.json("events", "--limit", "1")["events"][0]["subject"] == "ann"
+
+
+def test_the_default_events_view_counts_refused_starts_and_keeps_every_administrator_change(
+    sqlite_cli: Avtorlm, server: LicenseServerProcess
+) -> None:
+    cli = seeded(sqlite_cli, server, keys=(THREE,), users=("sitecore\\Ann", "sitecore\\Bob", "sitecore\\Cid"))
+    refused = refuse_starts(cli, ["sitecore\\Dan"] * 100 + ["sitecore\\Eve"] * 30)
+    first, last = format_instant(refused[0]), format_instant(refused[-1])
+
+    shown = cli.ok("events").out
+    rows = shown.split("\n\n")[0].splitlines()[2:]
+    assert [row.split()[1] for row in rows] == ["agreement_accepted", "license_added"] + ["user_added"] * 3
+    assert "seat_refused" not in shown
+    assert "Refused starts, counted per editor:" in shown
+    assert "sitecore\\eve: refused 30 times between " in shown
+    assert f"sitecore\\dan: refused 100 times between {first} and " in shown
+    assert f" and {last} (no_seats)" in shown
+
+    document = cli.json("events")
+    assert [event["kind"] for event in document["events"]] == ["agreement_accepted", "license_added"] + [
+        "user_added"
+    ] * 3
+    assert [(tally["editor"], tally["count"]) for tally in document["refused_starts"]] == [
+        ("sitecore\\eve", 30),
+        ("sitecore\\dan", 100),
+    ]
+    # Filters show every event one by one.
+    assert len(cli.json("events", "--all")["events"]) == 135
+    assert len(cli.json("events", "--kind", "seat_refused", "--since", "1d", "--all")["events"]) == 130
+    assert [event["subject"] for event in cli.json("events", "--kind", "seat_refused")["events"]][-1] == (
+        "sitecore\\eve"
+    )
+
+
+def refuse_starts(cli: Avtorlm, editors: list[str]) -> list[datetime]:
+    """Each editor's start, one after the other, refused for want of a seat; when each was refused."""
+    store = SqlStore(create_store_engine(cli.env["AVTOR_DATABASE_URL"]))
+    moments = []
+    try:
+        for number, editor in enumerate(editors):
+            moments.append(utc_now())
+            request = EnrolmentRequest(editor.lower(), editor, request_id=f"start-{number}")
+            [decision] = enrol_editors([request], store, moments[-1], GRACE)
+            assert decision.outcome is Outcome.NO_SEATS
+    finally:
+        store.engine.dispose()
+    return moments
 
 
 # --- bad input: refused with a sentence, nothing changed -----------------------------------------------
