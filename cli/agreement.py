@@ -20,11 +20,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     actions = eula.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = actions.add_parser("show", parents=[common], help="show the agreement and who accepted it")
     show.set_defaults(run=show_agreement)
-    accept = actions.add_parser("accept", parents=[common], help="accept the agreement in force")
-    accept.add_argument(
-        "--by", required=True, metavar="NAME", help="who accepts it (recorded in the audit log)"
+    accept = actions.add_parser(
+        "accept",
+        parents=[common],
+        help="accept the agreement in force; --by NAME (required here) names who accepts it",
     )
-    accept.set_defaults(run=accept_eula)
+    accept.set_defaults(run=accept_eula, usage=accept)
 
 
 def show_agreement(arguments: argparse.Namespace, context: Context) -> int:
@@ -45,8 +46,12 @@ def show_agreement(arguments: argparse.Namespace, context: Context) -> int:
 
 def accept_eula(arguments: argparse.Namespace, context: Context) -> int:
     """Record that the administrator named by --by accepts the agreement in force."""
+    if arguments.by is None:
+        arguments.usage.error("--by NAME is required: the name of who accepts the agreement")
     now = context.now()
-    acceptance = accept_agreement(arguments.by, context.store(), now, context.settings.grace_period)
+    acceptance = accept_agreement(
+        arguments.by, context.store(), now, context.settings.grace_period, actor=context.actor
+    )
     if acceptance.accepted_at == now:
         message = f"The license agreement {acceptance.version} is accepted by {acceptance.accepted_by}."
     else:

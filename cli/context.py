@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import getpass
+import argparse
+import os
+import pwd
 from datetime import datetime
+from json import dumps
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,20 +22,34 @@ from domain.refusals import Refused
 if TYPE_CHECKING:
     from adapters.license_service import HttpLicenseService
 
+# The name given with --by, quoted after the login name, fits the audit log's actor column.
+MAX_NAME_LENGTH = 100
+
 
 class Context:
     """One command's view of the installation; the store is opened, and checked, on first use."""
 
-    def __init__(self, settings: Settings, json: bool = False, show_keys: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, json: bool = False, show_keys: bool = False, by: str | None = None
+    ) -> None:
         self.settings = settings
         self.json = json
         self.show_keys = show_keys
+        self.by = by
         self._store: SqlStore | None = None
 
     @property
     def actor(self) -> str:
-        """Who the audit log names for this command's changes."""
-        return f"{_login_name()} (avtorlm)"
+        """Who the audit log names for this command's changes: the login, and the name given with --by.
+
+        `alice (avtorlm)`, or `alice (avtorlm) for "Jane Admin"`: the login is the operating
+        system's user of this process, which no environment variable can change; the name
+        after `for` is what that login said with --by, quoted.
+        """
+        actor = f"{login_name()} (avtorlm)"
+        if self.by:
+            actor += f" for {dumps(self.by, ensure_ascii=False)}"
+        return actor
 
     def now(self) -> datetime:
         """The current instant, in UTC."""
@@ -84,11 +101,24 @@ class Context:
             self._store = None
 
 
-def _login_name() -> str:
+def login_name() -> str:
+    """The operating system's name of the user this process runs as (not $LOGNAME or $USER)."""
+    uid = os.geteuid()
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "administrator"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        # A container may run as a user id the password database does not know.
+        return f"uid {uid}"
+
+
+def person_name(text: str) -> str:
+    """Read --by: a name of 1 to 100 printable characters."""
+    name = text.strip()
+    if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a name of 1 to {MAX_NAME_LENGTH} printable characters"
+        )
+    return name
 
 
 def _refuse_missing_sqlite_file(url: str) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.sql import SchemaOutdated, StoreUnreachable, describe_url
 from cli import admins, agreement, enrolment, events, licenses, migrate, report, serve, status, tokens, users
-from cli.context import Context
+from cli.context import Context, person_name
 from cli.output import emit_json, warn
 from cli.workers import WorkersUnavailable
 from config import SettingsError, load_settings
@@ -39,7 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if running is not None and not arguments.json:
         warn(f"Using the system that scripts/run runs, as {running} describes it (no AVTOR_REDIS_URL set).")
-    context = Context(settings, json=arguments.json, show_keys=arguments.show_keys)
+    context = Context(
+        settings, json=arguments.json, show_keys=arguments.show_keys, by=getattr(arguments, "by", None)
+    )
     try:
         return int(arguments.run(arguments, context))
     except SettingsError as error:
@@ -73,6 +75,12 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="answer in JSON, for scripts")
     common.add_argument("--show-keys", action="store_true", help="show license keys in full")
+    common.add_argument(
+        "--by",
+        type=person_name,
+        metavar="NAME",
+        help="who makes this change, recorded in the audit log beside the login name",
+    )
     commands = main_parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (
         status,

@@ -13,8 +13,13 @@ from domain.services.ledger import count_seats
 MAX_NAME_LENGTH = 200
 
 
-def accept_agreement(accepted_by: str, store: Store, now: datetime, grace_period: timedelta) -> Acceptance:
-    """Record that `accepted_by` accepted the agreement in force; repeated acceptance is kept as is."""
+def accept_agreement(
+    accepted_by: str, store: Store, now: datetime, grace_period: timedelta, actor: str | None = None
+) -> Acceptance:
+    """Record that `accepted_by` accepted the agreement in force; repeated acceptance is kept as is.
+
+    The audit log names `actor` (who recorded the acceptance), or `accepted_by` if not given.
+    """
     name = accepted_by.strip() if isinstance(accepted_by, str) else ""
     if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
         raise Refused("Say who accepts the license agreement: a name of 1 to 200 printable characters.")
@@ -26,7 +31,7 @@ def accept_agreement(accepted_by: str, store: Store, now: datetime, grace_period
         uow.agreements.record(acceptance)
         counts = count_seats(uow, now, grace_period)
         uow.events.record(
-            [counts.event(EventKind.AGREEMENT_ACCEPTED, now, name, f"agreement {AGREEMENT_VERSION}")]
+            [counts.event(EventKind.AGREEMENT_ACCEPTED, now, actor or name, f"agreement {AGREEMENT_VERSION}")]
         )
         uow.commit()
     return acceptance

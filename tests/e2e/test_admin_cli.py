@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import pwd
 import subprocess
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -327,6 +329,34 @@ def refuse_starts(cli: Avtorlm, editors: list[str]) -> list[datetime]:
     finally:
         store.engine.dispose()
     return moments
+
+
+def test_changes_name_the_login_of_the_process_and_the_name_given_with_by(
+    sqlite_cli: Avtorlm, server: LicenseServerProcess
+) -> None:
+    login = pwd.getpwuid(os.geteuid()).pw_name
+    cli = Avtorlm({**sqlite_cli.env, "LOGNAME": "mallory", "USER": "mallory", "LNAME": "mallory"})
+    cli.ok("eula", "accept", "--by", "Ada Admin")
+    seeded(cli, server, keys=(FIVE,))
+    cli.ok("user", "add", "sitecore\\ann")
+    cli.ok("user", "add", "sitecore\\bob", "--by", 'Jane "JJ" Admin')
+    cli.ok("user", "remove", "sitecore\\ann", "--by", "Jane Admin")
+
+    events = cli.json("events", "--all")["events"]
+    assert [(event["kind"], event["actor"]) for event in events] == [
+        ("agreement_accepted", f'{login} (avtorlm) for "Ada Admin"'),
+        ("license_added", "ada"),
+        ("user_added", f"{login} (avtorlm)"),
+        ("user_added", f'{login} (avtorlm) for "Jane \\"JJ\\" Admin"'),
+        ("user_removed", f'{login} (avtorlm) for "Jane Admin"'),
+    ]
+    assert cli.json("eula", "show")["accepted"]["accepted_by"] == "Ada Admin"
+    [bob] = cli.json("user", "list")["users"]
+    assert bob["assigned_by"] == f'{login} (avtorlm) for "Jane \\"JJ\\" Admin"'
+    assert "mallory" not in cli.ok("events", "--all").out
+    for name in ("", "   ", "x" * 101, "tab\there"):
+        wrong = cli("user", "add", "sitecore\\cid", "--by", name)
+        assert (wrong.code, "is not a name of 1 to 100 printable characters" in wrong.err) == (2, True)
 
 
 # --- bad input: refused with a sentence, nothing changed -----------------------------------------------
