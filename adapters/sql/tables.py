@@ -101,6 +101,8 @@ licenses = Table(
     "licenses",
     metadata,
     Column("key", String(128), primary_key=True),
+    # Tasks and messages name a license by this id, never by its key.
+    Column("id", String(36), nullable=False, unique=True),
     Column("added_at", UTCDateTime, nullable=False),
     Column("seats", Integer, nullable=False),
     Column("service_status", String(16), nullable=True),

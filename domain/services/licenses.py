@@ -22,6 +22,7 @@ from domain.services.ledger import count_seats
 class LicenseView:
     """A license as the administrator's screen shows it."""
 
+    id: str
     key: str
     status: LicenseStatus
     seats: int
@@ -41,6 +42,7 @@ class LicenseView:
         """How `license` stands at `now`."""
         grant = license.grant_at(now, grace_period)
         return cls(
+            id=license.id,
             key=license.key,
             status=grant.status,
             seats=license.seats,
@@ -102,6 +104,18 @@ def remove_license(
         uow.events.record([before.event(EventKind.LICENSE_REMOVED, now, removed_by, masked_key(key), after)])
         uow.commit()
     return LicenseView.of(license, now, grace_period)
+
+
+def license_key(license_id: str, store: Store) -> str:
+    """The key of the license named by `license_id`, or a refusal when there is none."""
+    with store.reading() as uow:
+        license = next((item for item in uow.licenses.list() if item.id == license_id), None)
+    if license is None:
+        raise Refused(
+            f"No license has the id {license_id}: it was removed, or never added. "
+            "See the licenses with `avtorlm license list`."
+        )
+    return license.key
 
 
 def seats_until(seats: int, expires_at: datetime | None) -> str:
