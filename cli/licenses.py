@@ -100,11 +100,10 @@ def refresh_keys(arguments: argparse.Namespace, context: Context) -> int:
     context.trusted_public_key()
     require_acceptance(context)
     if arguments.all:
-        task, kwargs = "avtor.admin.refresh_all", {"requested_by": context.actor}
+        task, kwargs = "avtor.admin.refresh_all", {"actor": context.actor}
     else:
-        key = read_key(arguments.key)
-        _refuse_unknown(context, key)
-        task, kwargs = "avtor.admin.refresh_license", {"license_key": key, "requested_by": context.actor}
+        license_id = _added_license_id(context, read_key(arguments.key))
+        task, kwargs = "avtor.admin.refresh_license", {"license_id": license_id, "actor": context.actor}
     answer = ask_workers(context.settings, task, kwargs, not arguments.no_wait, arguments.timeout)
     if isinstance(answer, Queued):
         message = (
@@ -146,10 +145,13 @@ def license_rows(views: Sequence[LicenseView], show_keys: bool) -> list[list[str
     ]
 
 
-def _refuse_unknown(context: Context, key: str) -> None:
+def _added_license_id(context: Context, key: str) -> str:
+    """The id of the license with `key`; the workers are told the id, never the key."""
     with context.store().reading() as uow:
-        if uow.licenses.get(key) is None:
-            raise Refused(f"No license with the key {masked_key(key)} has been added: add it first.")
+        license = uow.licenses.get(key)
+    if license is None:
+        raise Refused(f"No license with the key {masked_key(key)} has been added: add it first.")
+    return license.id
 
 
 def _changed(context: Context, message: str, **extra: Any) -> int:

@@ -68,7 +68,9 @@ def _send_and_wait(
     for it here: one still pending when Python shuts down unsubscribes from Redis too late
     and prints a traceback after a good message.
     """
-    result = app.send_task(task, kwargs=kwargs)
+    from tasks.sending import send_admin_task
+
+    result = send_admin_task(app, task, kwargs)
     if not wait:
         return Queued(result.id)
     try:

@@ -1,19 +1,16 @@
-"""Which faults are worth another try, and how long to wait before it."""
+"""Which faults are worth another try, and how long a retry may wait."""
 
 from __future__ import annotations
 
-import random
-
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
-from config import current_settings
+from config import Settings
 from worker.app import max_retry_countdown
 
 # The store was briefly unreachable or busy (a restart, a lock held too long).
 TRANSIENT_STORE_ERRORS = (OperationalError, InterfaceError, DisconnectionError)
 
 
-def backoff(retries: int, first: float = 0.2) -> float:
-    """Exponential backoff with full jitter, capped well within the visibility timeout."""
-    ceiling = min(max_retry_countdown(current_settings()), first * 2**retries)
-    return random.uniform(first / 2, ceiling)
+def longest_retry_wait(settings: Settings) -> int:
+    """The longest wait before a retry, in the whole seconds Celery's backoff counts: within the cap."""
+    return int(max_retry_countdown(settings))

@@ -137,7 +137,7 @@ def refresh(license: str, request: Request, principal: Agreed) -> dict[str, Any]
     """Ask the admin worker to re-validate the license and wait for it; say what changed."""
     console = console_of(request)
     before = _license(console, license)
-    answer = console.ask_workers(REFRESH_TASK, {"license_key": before.key, "requested_by": principal.actor})
+    answer = console.ask_workers(REFRESH_TASK, {"license_id": before.id, "actor": principal.actor})
     if not isinstance(answer, dict) or not answer.get("ok"):
         message = answer.get("message") if isinstance(answer, dict) else None
         raise Refused(str(message or "The admin worker could not refresh the license."))

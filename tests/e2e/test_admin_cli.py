@@ -504,10 +504,12 @@ def test_a_refresh_runs_on_the_admin_worker_and_picks_up_the_vendors_change(
     store_url = engine.url.render_as_string(hide_password=False)
     engine.dispose()
     cli = seeded(installation(store_url, server, redis_url), server, keys=(FIVE,))
-    worker = CeleryProcess.worker(cli.env, "cli-admin", queues="avtor.admin", concurrency=1).start()
+    worker = CeleryProcess.worker(
+        cli.env, "cli-admin", queues="avtor.admin", concurrency=1, loglevel="DEBUG"
+    ).start()
     try:
         server.put_key(FIVE, seats=12)
-        refreshed = cli.ok("license", "refresh", FIVE)
+        refreshed = cli.ok("license", "refresh", FIVE, "--by", "Jane Admin")
         assert refreshed.out.splitlines() == [
             "The license …0005 is verified: 12 seats until 2031-06-30T23:59:59Z.",
             "Seats: 12 licensed, 0 in use, 12 free.",
@@ -518,6 +520,9 @@ def test_a_refresh_runs_on_the_admin_worker_and_picks_up_the_vendors_change(
         queued = cli.json("license", "refresh", "--all", "--no-wait")
         result = celery_client(redis_url).AsyncResult(queued["task_id"]).get(timeout=60)
         assert result["ok"] and result["seats_licensed"] == 12
+        # The workers are told the license's id and who asks; at DEBUG Celery logs both.
+        assert "license_id" in worker.log() and "Jane Admin" in worker.log()
+        assert FIVE not in worker.log()
     finally:
         worker.cleanup()
 

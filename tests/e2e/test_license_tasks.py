@@ -7,15 +7,19 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import Engine
 
+from tasks.sending import send_admin_task
 from tests.support.license_server import LicenseServerProcess, key_entry, license_server
 from tests.support.manager import Manager, celery_client
 from tests.support.servers import PostgresServer, RedisServer
 from tests.support.stores import empty_store, migrated_engine
 from tests.support.workers import CeleryProcess, avtor_environment
 
+# Who the trusted caller (here, the test) says asks for each change.
+ACTOR = "ada (e2e)"
 FIVE, TEN = "AVTR-TASK-ACTV-0005", "AVTR-TASK-ACTV-0010"
 KEYS = [
     key_entry(FIVE, 5, expires_at="2031-06-30T23:59:59Z"),
@@ -43,7 +47,10 @@ def manager(
     store_engine: Engine,
     redis_service: RedisServer,
 ) -> Iterator[Manager]:
-    """A worker on the admin queue, and a client that sends it tasks."""
+    """A worker on the admin queue, and a client that sends it tasks.
+
+    The worker logs at DEBUG, where Celery writes each message's headers: no full key may be in them.
+    """
     redis_service.flush()
     env = avtor_environment(
         redis_url=redis_service.url,
@@ -53,7 +60,7 @@ def manager(
         license_server_timeout="2s",
         license_server_attempts="2",
     )
-    worker = CeleryProcess.worker(env, "admin", queues="avtor.admin", concurrency=1).start()
+    worker = CeleryProcess.worker(env, "admin", queues="avtor.admin", concurrency=1, loglevel="DEBUG").start()
     try:
         yield Manager(celery_client(redis_service.url), worker)
     finally:
@@ -69,12 +76,12 @@ def fresh(store_engine: Engine, server: LicenseServerProcess) -> None:
 
 
 def accepted(manager: Manager) -> None:
-    assert manager.call("avtor.admin.accept_eula", accepted_by="Ada Admin")["ok"]
+    assert manager.call("avtor.admin.accept_eula", accepted_by="Ada Admin", actor=ACTOR)["ok"]
 
 
 def test_adding_a_license_shows_its_seats_and_expiry_with_the_key_masked(manager: Manager) -> None:
     accepted(manager)
-    result = manager.call("avtor.admin.add_license", license_key=f" {FIVE.lower()} ")
+    result = manager.call("avtor.admin.add_license", license_key=f" {FIVE.lower()} ", actor=ACTOR)
     assert result["ok"], result
     assert result["message"] == "The license …0005 is added: 5 seats until 2031-06-30T23:59:59Z."
     license = result["license"]
@@ -101,14 +108,14 @@ def test_a_key_that_grants_nothing_is_refused_and_nothing_is_stored(
     manager: Manager, key: str, says: str
 ) -> None:
     accepted(manager)
-    result = manager.call("avtor.admin.add_license", license_key=key)
+    result = manager.call("avtor.admin.add_license", license_key=key, actor=ACTOR)
     assert result["ok"] is False
     assert says in result["message"]
     assert manager.call("avtor.admin.status")["licenses"] == []
 
 
 def test_nothing_is_added_before_the_agreement_is_accepted(manager: Manager) -> None:
-    result = manager.call("avtor.admin.add_license", license_key=FIVE)
+    result = manager.call("avtor.admin.add_license", license_key=FIVE, actor=ACTOR)
     assert result["ok"] is False
     assert "agreement" in result["message"]
 
@@ -118,7 +125,7 @@ def test_a_key_is_not_added_while_the_service_fails_and_the_message_says_to_try_
 ) -> None:
     accepted(manager)
     server.fail(fail_with=503)
-    result = manager.call("avtor.admin.add_license", license_key=FIVE)
+    result = manager.call("avtor.admin.add_license", license_key=FIVE, actor=ACTOR)
     assert result["ok"] is False
     assert "try again" in result["message"]
     assert FIVE not in result["message"]
@@ -127,8 +134,8 @@ def test_a_key_is_not_added_while_the_service_fails_and_the_message_says_to_try_
 
 def test_a_key_already_added_is_refused(manager: Manager) -> None:
     accepted(manager)
-    assert manager.call("avtor.admin.add_license", license_key=FIVE)["ok"]
-    result = manager.call("avtor.admin.add_license", license_key=FIVE)
+    assert manager.call("avtor.admin.add_license", license_key=FIVE, actor=ACTOR)["ok"]
+    result = manager.call("avtor.admin.add_license", license_key=FIVE, actor=ACTOR)
     assert result == {
         "ok": False,
         "message": "The license …0005 has already been added: refresh it instead to pick up changes.",
@@ -139,16 +146,16 @@ def test_refreshing_picks_up_purchased_seats_and_refresh_all_reports_each_licens
     manager: Manager, server: LicenseServerProcess
 ) -> None:
     accepted(manager)
-    manager.call("avtor.admin.add_license", license_key=FIVE)
-    manager.call("avtor.admin.add_license", license_key=TEN)
+    five = manager.call("avtor.admin.add_license", license_key=FIVE, actor=ACTOR)["license"]
+    manager.call("avtor.admin.add_license", license_key=TEN, actor=ACTOR)
     server.put_key(FIVE, seats=8)
-    refreshed = manager.call("avtor.admin.refresh_license", license_key=FIVE)
+    refreshed = manager.call("avtor.admin.refresh_license", license_id=five["id"], actor=ACTOR)
     assert refreshed["ok"], refreshed
     assert refreshed["outcome"] == "verified"
     assert refreshed["message"] == "The license …0005 is verified: 8 seats until 2031-06-30T23:59:59Z."
     assert refreshed["seats_licensed"] == 18
     server.put_key(TEN, status="suspended")
-    everything = manager.call("avtor.admin.refresh_all")
+    everything = manager.call("avtor.admin.refresh_all", actor=ACTOR)
     assert everything["message"] == "2 licenses re-validated: 2 verified."
     outcomes = {
         check["key"]: (check["outcome"], check["license"]["status"]) for check in everything["checked"]
@@ -162,9 +169,9 @@ def test_a_failed_refresh_keeps_the_seats_and_shows_the_error_in_the_status(
     manager: Manager, server: LicenseServerProcess
 ) -> None:
     accepted(manager)
-    manager.call("avtor.admin.add_license", license_key=FIVE)
+    five = manager.call("avtor.admin.add_license", license_key=FIVE, actor=ACTOR)["license"]
     server.fail(signature="wrong")
-    refreshed = manager.call("avtor.admin.refresh_license", license_key=FIVE)
+    refreshed = manager.call("avtor.admin.refresh_license", license_id=five["id"], actor=ACTOR)
     assert refreshed["outcome"] == "could_not_verify"
     assert "It keeps its 5 seats until" in refreshed["message"]
     [license] = manager.call("avtor.admin.status")["licenses"]
@@ -172,20 +179,26 @@ def test_a_failed_refresh_keeps_the_seats_and_shows_the_error_in_the_status(
     assert "signature does not verify" in license["last_error"]
 
 
-def test_refreshing_a_license_that_was_never_added_is_refused(manager: Manager) -> None:
-    result = manager.call("avtor.admin.refresh_license", license_key=FIVE)
-    assert result == {"ok": False, "message": "No license with the key …0005 has been added: add it first."}
+def test_refreshing_or_removing_a_license_that_is_not_there_is_refused(manager: Manager) -> None:
+    unknown = "3f1c2d9e-0000-4000-8000-000000000000"
+    for task in ("avtor.admin.refresh_license", "avtor.admin.remove_license"):
+        result = manager.call(task, license_id=unknown, actor=ACTOR)
+        assert result == {
+            "ok": False,
+            "message": f"No license has the id {unknown}: it was removed, or never added. "
+            "See the licenses with `avtorlm license list`.",
+        }
 
 
 def test_removing_a_license_drops_its_seats_and_says_by_how_many_users_are_over_the_limit(
     manager: Manager,
 ) -> None:
     accepted(manager)
-    manager.call("avtor.admin.add_license", license_key=FIVE)
-    manager.call("avtor.admin.add_license", license_key=TEN)
+    manager.call("avtor.admin.add_license", license_key=FIVE, actor=ACTOR)
+    ten = manager.call("avtor.admin.add_license", license_key=TEN, actor=ACTOR)["license"]
     for number in range(7):
-        assert manager.call("avtor.admin.add_user", username=f"sitecore\\editor{number}")["ok"]
-    result = manager.call("avtor.admin.remove_license", license_key=TEN)
+        assert manager.call("avtor.admin.add_user", username=f"sitecore\\editor{number}", actor=ACTOR)["ok"]
+    result = manager.call("avtor.admin.remove_license", license_id=ten["id"], actor=ACTOR)
     assert result["ok"]
     assert (
         result["seats_licensed"],
@@ -202,9 +215,59 @@ def test_removing_a_license_drops_its_seats_and_says_by_how_many_users_are_over_
 
 
 def test_wrong_arguments_are_refused_with_a_message(manager: Manager) -> None:
-    result = manager.call("avtor.admin.add_license", key=FIVE)
+    result = manager.call("avtor.admin.add_license", key=FIVE, actor=ACTOR)
     assert result["ok"] is False
     assert "arguments are wrong" in result["message"]
+
+
+def test_no_full_key_reaches_the_workers_log_when_a_license_is_added_refreshed_and_removed(
+    manager: Manager, server: LicenseServerProcess
+) -> None:
+    [worker] = manager.workers
+    accepted(manager)
+    logged_before = len(worker.log())
+    added = manager.call("avtor.admin.add_license", license_key=FIVE, actor=ACTOR)
+    license_id = added["license"]["id"]
+    server.put_key(FIVE, seats=8)
+    refreshed = manager.call("avtor.admin.refresh_license", license_id=license_id, actor=ACTOR)
+    assert (refreshed["outcome"], refreshed["seats_licensed"]) == ("verified", 8)
+    assert manager.call("avtor.admin.remove_license", license_id=license_id, actor=ACTOR)["ok"]
+
+    log = worker.log()[logged_before:]
+    for task in ("add_license", "refresh_license", "remove_license"):
+        assert f"avtor.admin.{task}[" in log
+    # At DEBUG, Celery logs each message's headers, where the arguments' repr is.
+    assert "'kwargsrepr': \"{'license_key': '…0005'" in log
+    assert f"'license_id': '{license_id}'" in log
+    assert FIVE not in log
+    assert FIVE not in json.dumps([added, refreshed])
+
+
+def test_a_store_that_refuses_connections_for_a_while_is_waited_out_by_celerys_retries(
+    manager: Manager, store_engine: Engine, postgres: PostgresServer
+) -> None:
+    [worker] = manager.workers
+    accepted(manager)
+    assert manager.call("avtor.admin.add_license", license_key=FIVE, actor=ACTOR)["ok"]
+    database = store_engine.url.database
+    admin_url = postgres.admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    retries_before = worker.log().count("retry: Retry in")
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        try:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,)
+            )
+            pending = send_admin_task(
+                manager.app, "avtor.admin.add_user", {"username": "sitecore\\ann", "actor": ACTOR}
+            )
+            worker.wait_for_log("retry: Retry in", timeout=30, count=retries_before + 1)
+        finally:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    store_engine.dispose()
+    answer = pending.get(timeout=60)
+    assert answer["ok"] and answer["seats_in_use"] == 1, answer
+    assert "retry: Retry in" in worker.log() and "OperationalError" in worker.log()
 
 
 # --- trusting the license service: development mode, the vendor's key -----------------------------

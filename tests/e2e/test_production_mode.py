@@ -39,10 +39,13 @@ def test_with_development_mode_off_and_the_vendors_own_key_pair_licenses_are_add
         worker = CeleryProcess.worker(env, "production", queues="avtor.admin", concurrency=1).start()
         try:
             production = Manager(celery_client(redis_service.url), worker)
-            assert production.call("avtor.admin.accept_eula", accepted_by="Ada Admin")["ok"]
-            assert production.call("avtor.admin.add_license", license_key=FIVE)["ok"]
+            actor = "ada (e2e)"
+            assert production.call("avtor.admin.accept_eula", accepted_by="Ada Admin", actor=actor)["ok"]
+            added = production.call("avtor.admin.add_license", license_key=FIVE, actor=actor)
+            assert added["ok"], added
             vendor.put_key(FIVE, seats=7)
-            refreshed = production.call("avtor.admin.refresh_license", license_key=FIVE)
+            license_id = added["license"]["id"]
+            refreshed = production.call("avtor.admin.refresh_license", license_id=license_id, actor=actor)
             assert (refreshed["outcome"], refreshed["seats_licensed"]) == ("verified", 7)
             assert "DEVELOPMENT MODE" not in worker.log()
         finally:

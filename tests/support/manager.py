@@ -8,6 +8,7 @@ from celery import Celery
 from celery.exceptions import TimeoutError as ResultTimeout
 
 from config import load_settings
+from tasks.sending import send_admin_task
 from tests.support.workers import CeleryProcess
 from worker.app import create_app
 
@@ -27,9 +28,9 @@ class Manager:
         self.workers = workers
 
     def call(self, task: str, timeout: float = RESULT_TIMEOUT, **kwargs: Any) -> dict[str, Any]:
-        """Send `task` with `kwargs` and wait for its JSON result."""
+        """Send `task` with `kwargs`, as the command line does, and wait for its JSON result."""
         try:
-            result: dict[str, Any] = self.app.send_task(task, kwargs=kwargs).get(timeout=timeout)
+            result: dict[str, Any] = send_admin_task(self.app, task, kwargs).get(timeout=timeout)
         except ResultTimeout:
             logs = "\n".join(f"--- {worker.name}:\n{worker.log()[-4000:]}" for worker in self.workers)
             raise AssertionError(f"{task} had no result within {timeout:.0f} s.\n{logs}") from None
