@@ -10,7 +10,7 @@ from alembic import command
 from sqlalchemy import text
 
 from adapters.sql import SqlStore, check_schema, create_store_engine, migrate
-from adapters.sql.schema import alembic_config
+from adapters.sql.schema import alembic_config, head_revision
 from domain.licenses import ServiceAnswer
 from domain.ports import Verified
 from domain.services.agreement import accept_agreement
@@ -73,7 +73,8 @@ def test_licenses_added_before_ids_existed_each_get_one_when_the_store_is_migrat
             connection.commit()
 
         before, after = migrate(engine)
-        assert before == "0002_console_access" and after == "0003_license_ids"
+        # Later migrations may follow this one: the store ends at whatever is the head.
+        assert before == "0002_console_access" and after == head_revision()
         check_schema(engine)
         store = SqlStore(engine)
         with store.reading() as uow:
