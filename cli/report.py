@@ -25,6 +25,7 @@ CSV_COLUMNS = [
     "assigned_at",
     "assigned_by",
     "last_seen_at",
+    "reserved",
 ]
 # A spreadsheet takes a cell beginning with one of these for a formula (OWASP, "CSV Injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

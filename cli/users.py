@@ -1,4 +1,4 @@
-"""`avtorlm user add|list|remove`."""
+"""`avtorlm user add|list|remove|reserve|unreserve`."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from cli.context import Context
 from cli.output import emit_json, instant, say, table, users_hold, when
 from domain.seats import Seat
 from domain.services.ledger import SeatCounts
-from domain.services.users import add_user, list_users, remove_user
+from domain.services.users import add_user, list_users, remove_user, reserve_user, unreserve_user
 from tasks.messages import counts_message
 
 DEFAULT_PAGE = 100
-USER_HEADERS = ["USER", "SINCE", "ASSIGNED", "BY", "LAST SEEN"]
+USER_HEADERS = ["USER", "SINCE", "ASSIGNED", "BY", "LAST SEEN", "RESERVED"]
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -24,6 +24,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
     add = actions.add_parser("add", parents=[common], help="give a user a seat, if one is free")
     add.add_argument("name", metavar="NAME", help="the CMS user name, e.g. 'sitecore\\bob'")
+    add.add_argument("--reserve", action="store_true", help="reserve the seat at once (never reclaimed)")
     add.set_defaults(run=add_seat_holder)
 
     listing = actions.add_parser("list", parents=[common], help="who holds seats, since when, how assigned")
@@ -44,14 +45,49 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     remove.add_argument("name", metavar="NAME", help="the CMS user name")
     remove.set_defaults(run=remove_seat_holder)
 
+    reserve = actions.add_parser(
+        "reserve", parents=[common], help="reserve a user's seat (given one first if free): never reclaimed"
+    )
+    reserve.add_argument("name", metavar="NAME", help="the CMS user name")
+    reserve.set_defaults(run=reserve_seat_holder)
+
+    unreserve = actions.add_parser("unreserve", parents=[common], help="release a user's reservation")
+    unreserve.add_argument("name", metavar="NAME", help="the CMS user name")
+    unreserve.set_defaults(run=unreserve_seat_holder)
+
 
 def add_seat_holder(arguments: argparse.Namespace, context: Context) -> int:
     """Give the named user a seat."""
     require_acceptance(context)
     counts = add_user(
+        arguments.name,
+        context.actor,
+        context.store(),
+        context.now(),
+        context.settings.grace_period,
+        reserved=arguments.reserve,
+    )
+    held = "a reserved seat" if arguments.reserve else "a seat"
+    return _changed(context, f"{arguments.name.strip()} now holds {held}.", counts)
+
+
+def reserve_seat_holder(arguments: argparse.Namespace, context: Context) -> int:
+    """Reserve the named user's seat, giving them one if they hold none."""
+    require_acceptance(context)
+    counts = reserve_user(
         arguments.name, context.actor, context.store(), context.now(), context.settings.grace_period
     )
-    return _changed(context, f"{arguments.name.strip()} now holds a seat.", counts)
+    return _changed(context, f"{arguments.name.strip()} now holds a reserved seat.", counts)
+
+
+def unreserve_seat_holder(arguments: argparse.Namespace, context: Context) -> int:
+    """Release the named user's reservation; they keep their seat."""
+    require_acceptance(context)
+    counts = unreserve_user(
+        arguments.name, context.actor, context.store(), context.now(), context.settings.grace_period
+    )
+    message = f"{arguments.name.strip()} keeps a seat, no longer reserved: it may be reclaimed when idle."
+    return _changed(context, message, counts)
 
 
 def remove_seat_holder(arguments: argparse.Namespace, context: Context) -> int:
@@ -100,6 +136,7 @@ def seat_document(seat: Seat) -> dict[str, Any]:
         "assigned_at": instant(seat.assigned_at),
         "assigned_by": seat.assigned_by,
         "last_seen_at": instant(seat.last_seen_at),
+        "reserved": seat.reserved,
     }
 
 
@@ -110,6 +147,7 @@ def _seat_row(seat: Seat) -> list[str]:
         seat.assignment.value,
         seat.assigned_by,
         when(seat.last_seen_at),
+        "yes" if seat.reserved else "",
     ]
 
 

@@ -18,6 +18,8 @@ class EventKind(StrEnum):
     USER_REMOVED = "user_removed"
     SEAT_GRANTED = "seat_granted"
     SEAT_REFUSED = "seat_refused"
+    USER_RESERVED = "user_reserved"
+    USER_UNRESERVED = "user_unreserved"
 
 
 # The actor of automatic enrolments: the CMS, on an editor's first start.

@@ -42,6 +42,10 @@ class Seats(Protocol):
 
     def remove(self, username: str) -> None: ...
 
+    def set_reserved(self, username: str, reserved: bool) -> None:
+        """Reserve a holder's seat (never reclaimed, never refused as newest), or release it."""
+        ...
+
     def search(self, contains: str, limit: int | None = None, offset: int = 0) -> list[Seat]:
         """Holders whose normalized name contains `contains`, oldest seat first."""
         ...

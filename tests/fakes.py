@@ -130,6 +130,10 @@ class _Seats:
     def remove(self, username: str) -> None:
         self._ledger.seats.pop(username, None)
 
+    def set_reserved(self, username: str, reserved: bool) -> None:
+        if username in self._ledger.seats:
+            self._ledger.seats[username] = replace(self._ledger.seats[username], reserved=reserved)
+
     def search(self, contains: str, limit: int | None = None, offset: int = 0) -> list[Seat]:
         ordered = sorted(self._ledger.seats.values(), key=lambda seat: (seat.assigned_at, seat.username))
         matching = [seat for seat in ordered if contains in seat.username]

@@ -83,6 +83,9 @@ class SqlSeats:
         result = self._uow.write(delete(t.seats).where(t.seats.c.username == username))
         self._uow.seats_in_use -= result.rowcount
 
+    def set_reserved(self, username: str, reserved: bool) -> None:
+        self._uow.write(update(t.seats).where(t.seats.c.username == username).values(reserved=reserved))
+
     def search(self, contains: str, limit: int | None = None, offset: int = 0) -> list[Seat]:
         statement = (
             select(t.seats)

@@ -46,6 +46,7 @@ def seat_values(seat: Seat) -> dict[str, Any]:
         "assigned_by": seat.assigned_by[:200],
         "last_seen_at": seat.last_seen_at,
         "request_id": seat.request_id,
+        "reserved": seat.reserved,
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ColumnElement,
     DateTime,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     TypeDecorator,
     any_,
     bindparam,
+    false,
     func,
     select,
 )
@@ -126,6 +128,7 @@ seats = Table(
     Column("assigned_by", String(200), nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=True),
     Column("request_id", String(200), nullable=True),
+    Column("reserved", Boolean, nullable=False, server_default=false()),
     Index("ix_seats_assigned_at", "assigned_at", "username"),
 )
 

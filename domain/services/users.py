@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.events import EventKind
-from domain.ports import Store
+from domain.ports import Store, UnitOfWork
 from domain.refusals import Refused
 from domain.seats import Assignment, Seat
 from domain.services.agreement import require_agreement
@@ -15,40 +15,99 @@ from domain.usernames import InvalidUsername, display_username, normalize_userna
 
 
 def add_user(
-    raw_name: str, added_by: str, store: Store, now: datetime, grace_period: timedelta
+    raw_name: str,
+    added_by: str,
+    store: Store,
+    now: datetime,
+    grace_period: timedelta,
+    reserved: bool = False,
 ) -> SeatCounts:
-    """Give `raw_name` a seat, if one is free; return the counts afterwards."""
+    """Give `raw_name` a seat, if one is free (reserved with `reserved`); return the counts afterwards."""
     username = _read_name(raw_name)
     with store.writing() as uow:
         require_agreement(uow)
         before = count_seats(uow, now, grace_period)
         if uow.seats.holders([username]):
             raise Refused(f"{username} already holds a seat: nothing was changed.")
-        if before.over_limit_by:
-            must_go = before.over_limit_by + 1
-            raise Refused(
-                f"No seat is free for {username}: {before.in_use} users hold seats but the licenses grant "
-                f"only {before.licensed}. Remove {must_go} users first, or add a license; nothing was changed."
-            )
-        if before.free == 0:
-            raise Refused(
-                f"No seat is free for {username}: all {before.licensed} seats are in use. Remove a user "
-                "first, or add a license; nothing was changed."
-            )
-        uow.seats.add(
-            [
-                Seat(
-                    username=username,
-                    display_name=display_username(raw_name),
-                    assignment=Assignment.MANUAL,
-                    assigned_at=now,
-                    assigned_by=added_by,
-                )
-            ]
-        )
-        after = SeatCounts(before.licensed, before.in_use + 1)
-        uow.events.record([before.event(EventKind.USER_ADDED, now, added_by, username, after)])
+        after = _give_seat(uow, before, raw_name, username, added_by, now, reserved)
         uow.commit()
+    return after
+
+
+def reserve_user(
+    raw_name: str, reserved_by: str, store: Store, now: datetime, grace_period: timedelta
+) -> SeatCounts:
+    """Reserve `raw_name`'s seat, giving them one first if they hold none and one is free."""
+    username = _read_name(raw_name)
+    with store.writing() as uow:
+        require_agreement(uow)
+        before = count_seats(uow, now, grace_period)
+        holder = uow.seats.holders([username]).get(username)
+        if holder is None:
+            after = _give_seat(uow, before, raw_name, username, reserved_by, now, reserved=True)
+        elif holder.reserved:
+            raise Refused(f"{username} already holds a reserved seat: nothing was changed.")
+        else:
+            uow.seats.set_reserved(username, True)
+            uow.events.record([before.event(EventKind.USER_RESERVED, now, reserved_by, username)])
+            after = before
+        uow.commit()
+    return after
+
+
+def unreserve_user(
+    raw_name: str, released_by: str, store: Store, now: datetime, grace_period: timedelta
+) -> SeatCounts:
+    """Release `raw_name`'s reservation: they keep the seat, which may now be reclaimed when idle."""
+    username = _read_name(raw_name)
+    with store.writing() as uow:
+        holder = uow.seats.holders([username]).get(username)
+        if holder is None or not holder.reserved:
+            what = "holds no seat" if holder is None else "holds a seat that is not reserved"
+            raise Refused(f"{username} {what}: nothing was changed.")
+        counts = count_seats(uow, now, grace_period)
+        uow.seats.set_reserved(username, False)
+        uow.events.record([counts.event(EventKind.USER_UNRESERVED, now, released_by, username)])
+        uow.commit()
+    return counts
+
+
+def _give_seat(
+    uow: UnitOfWork,
+    before: SeatCounts,
+    raw_name: str,
+    username: str,
+    given_by: str,
+    now: datetime,
+    reserved: bool,
+) -> SeatCounts:
+    """Add a manual seat if one is free, with its audit events; refuse otherwise."""
+    if before.over_limit_by:
+        must_go = before.over_limit_by + 1
+        raise Refused(
+            f"No seat is free for {username}: {before.in_use} users hold seats but the licenses grant "
+            f"only {before.licensed}. Remove {must_go} users first, or add a license; "
+            "nothing was changed."
+        )
+    if before.free == 0:
+        raise Refused(
+            f"No seat is free for {username}: all {before.licensed} seats are in use. Remove a user "
+            "first, or add a license; nothing was changed."
+        )
+    seat = Seat(
+        username=username,
+        display_name=display_username(raw_name),
+        assignment=Assignment.MANUAL,
+        assigned_at=now,
+        assigned_by=given_by,
+        reserved=reserved,
+    )
+    uow.seats.add([seat])
+    after = SeatCounts(before.licensed, before.in_use + 1)
+    events = [before.event(EventKind.USER_ADDED, now, given_by, username, after)]
+    if reserved:
+        events.append(after.event(EventKind.USER_RESERVED, now, given_by, username))
+    uow.events.record(events)
     return after
 
 
