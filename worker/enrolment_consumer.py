@@ -176,11 +176,14 @@ class EnrolmentConsumer:
             except REDIS_ERRORS as error:
                 self.pause.wait("Redis cannot be reached", error)
             except redis.ResponseError as error:
-                if "NOGROUP" not in str(error):
-                    raise
-                # Redis lost the stream or the group (restarted without its data): start again.
-                log.warning("The consumer group is gone (%s): creating it again.", error)
-                self._until_redis_answers(self.stream.ensure_group)
+                if "NOGROUP" in str(error):
+                    # Redis lost the stream or the group (restarted without its data): start again.
+                    log.warning("The consumer group is gone (%s): creating it again.", error)
+                    self._until_redis_answers(self.stream.ensure_group)
+                else:
+                    # Redis refuses for now (out of memory, a read-only replica after a failover,
+                    # a permission taken away): nothing is lost by waiting, and it is logged.
+                    self.pause.wait("Redis refused a command", error)
             self._report()
         log.info("Enrolment consumer %s stopped.", self.stream.consumer)
 
@@ -216,12 +219,17 @@ class EnrolmentConsumer:
                 readable.append((entry, read_entry(entry)))
             except InvalidEnrolment as invalid:
                 self._refuse(entry, invalid, settlement, now)
+            except Exception as error:
+                # Whatever a host wrote, one entry never stops the consumer.
+                log.exception("Entry %s could not be read.", entry.id)
+                self._set_aside(entry, f"it could not be read ({type(error).__name__})", settlement, now)
         decisions = self._decide([request for _, request in readable], [entry.id for entry, _ in readable])
+        decided_at = self.clock()
         for (entry, request), decision in zip(readable, decisions, strict=True):
             if decision is None:
                 continue  # left pending: it comes back after the visibility timeout
             assert request.request_id is not None
-            settlement.answers.append(Answer(request.request_id, _document(decision, now)))
+            settlement.answers.append(Answer(request.request_id, _document(decision, decided_at)))
             settlement.entry_ids.append(entry.id)
             self.tally[decision.outcome.value] += 1
         self._settle(settlement)
@@ -302,7 +310,7 @@ class EnrolmentConsumer:
         while True:
             try:
                 self.stream.settle(settlement)
-            except REDIS_ERRORS as error:
+            except (*REDIS_ERRORS, redis.ResponseError) as error:
                 if self.pause.outlasted_stop(self.options.stop_grace, self.stop_asked_at):
                     log.warning(
                         "Stopping with %d decisions unwritten; their entries stay pending and are "
@@ -405,9 +413,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     stream = RequestStream(redis_client(settings), name, int(settings.result_expires.total_seconds()))
     store = wiring.enrolment_store()
     grace, policy = settings.grace_period, OverLimitPolicy(settings.over_limit_policy)
+    reclaim_after = settings.reclaim_idle_after
     consumer = EnrolmentConsumer(
         stream,
-        lambda requests, now: enrol_editors(requests, store, now, grace, policy),
+        lambda requests, now: enrol_editors(requests, store, now, grace, policy, reclaim_after),
         consumer_options(settings),
     )
 

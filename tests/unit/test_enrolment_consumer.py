@@ -185,3 +185,18 @@ def test_an_idle_consumer_pauses_briefly_at_first_and_longer_when_quiet() -> Non
     options = ConsumerOptions()
     pauses = [options.idle_pause(reads) for reads in (1, 2, 5, 50, 101, 1000)]
     assert pauses == [0.0005, 0.001, 0.008, 0.01, 0.05, 0.05]
+
+
+def test_redis_refusing_the_settlement_for_a_while_pauses_and_loses_nothing() -> None:
+    class RefusingStream(StreamInMemory):
+        refusals = 2
+
+        def settle(self, settlement: Settlement) -> None:
+            if self.refusals:
+                self.refusals -= 1
+                raise redis.ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+            super().settle(settlement)
+
+    stream = RefusingStream([entry("1-0", request_id="r0", username="bob")])
+    consumer_of(stream).step()
+    assert stream.answers()["r0"]["outcome"] == "granted"
