@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
-
+from adapters.sql import TRANSIENT_STORE_ERRORS
 from config import Settings
 from worker.app import max_retry_countdown
 
-# The store was briefly unreachable or busy (a restart, a lock held too long).
-TRANSIENT_STORE_ERRORS = (OperationalError, InterfaceError, DisconnectionError)
+__all__ = ["TRANSIENT_STORE_ERRORS", "longest_retry_wait"]
 
 
 def longest_retry_wait(settings: Settings) -> int:

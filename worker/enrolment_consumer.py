@@ -35,8 +35,8 @@ from types import FrameType
 from typing import Any, Protocol
 
 import redis
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
+from adapters.sql import TRANSIENT_STORE_ERRORS
 from config import Settings, SettingsError, hide_password, load_settings
 from config.settings import DEVELOPMENT_MODE_NOTICE
 from domain.enrolment import EnrolmentDecision, EnrolmentRequest, InvalidEnrolment, Outcome
@@ -48,8 +48,6 @@ from worker.requests_stream import REQUESTS_STREAM, Answer, Entry, RequestStream
 
 log = logging.getLogger("avtor.enrolment")
 
-# The store was briefly unreachable or busy (a restart, a lock held too long).
-TRANSIENT_STORE_ERRORS = (OperationalError, InterfaceError, DisconnectionError)
 # Redis restarting, loading its data, or out of reach.
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 

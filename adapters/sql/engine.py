@@ -8,12 +8,17 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 # How long a SQLite writer waits for another to finish before giving up.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 # The execution option that asks SQLite for a transaction that takes the write lock at BEGIN.
 SQLITE_WRITE_OPTION = "avtor_sqlite_write"
+
+# The store was briefly unreachable or busy (a restart, a lock held past the lock timeout, a
+# cancelled statement): worth trying again, unlike a wrong statement or a broken constraint.
+TRANSIENT_STORE_ERRORS = (OperationalError, InterfaceError, DisconnectionError)
 
 
 def create_store_engine(
