@@ -25,10 +25,9 @@ COPY tasks ./tasks
 COPY web ./web
 COPY worker ./worker
 # A regular (not editable) install of the project itself: the console scripts avtorlm,
-# avtor-enrolment-consumer and avtor-license-server, `celery -A worker`, and Flower from the
-# monitoring extra (which docker-compose.yml no longer runs: see docs/docker.md). Without an
+# avtor-enrolment-consumer and avtor-license-server, and `celery -A worker`. Without an
 # index, so that the build fails if the lock lacks anything pyproject.toml asks for.
-RUN pip install --no-index --no-build-isolation ".[monitoring]"
+RUN pip install --no-index --no-build-isolation .
 
 # Run as an unprivileged user; beat keeps its schedule file in the data folder.
 RUN useradd --system --uid 10001 --home-dir /var/lib/avtor avtor \
