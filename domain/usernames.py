@@ -28,7 +28,9 @@ def normalize_username(raw: object) -> str:
     """Return the canonical form of a user name: NFKC, trimmed, case-folded."""
     if not isinstance(raw, str):
         kind = "missing" if raw is None else f"a {type(raw).__name__}, not a string"
-        raise InvalidUsername(f"the user name is {kind}; a CMS user name (text) is needed, e.g. sitecore\\bob.")
+        raise InvalidUsername(
+            f"the user name is {kind}; a CMS user name (text) is needed, e.g. sitecore\\bob."
+        )
     # A name far too long is refused before any work proportional to its length.
     if len(raw) > 4 * MAX_USERNAME_LENGTH:
         raise InvalidUsername(_too_long(len(raw)))
