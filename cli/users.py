@@ -1,15 +1,19 @@
-"""`avtorlm user add|list|remove|reserve|unreserve`."""
+"""`avtorlm user add|list|remove|reserve|unreserve|idle`."""
 
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 from typing import Any
 
 from cli.agreement import require_acceptance
 from cli.context import Context
 from cli.output import emit_json, instant, say, table, users_hold, when
+from config.settings import parse_duration
+from domain.refusals import Refused
 from domain.seats import Seat
 from domain.services.ledger import SeatCounts
+from domain.services.reclamation import idle_users
 from domain.services.users import add_user, list_users, remove_user, reserve_user, unreserve_user
 from tasks.messages import counts_message
 
@@ -54,6 +58,17 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     unreserve = actions.add_parser("unreserve", parents=[common], help="release a user's reservation")
     unreserve.add_argument("name", metavar="NAME", help="the CMS user name")
     unreserve.set_defaults(run=unreserve_seat_holder)
+
+    idle = actions.add_parser(
+        "idle", parents=[common], help="who would lose a seat to idle-seat reclamation (changes nothing)"
+    )
+    idle.add_argument(
+        "--for",
+        dest="idle_for",
+        metavar="TIME",
+        help="not seen for this long, e.g. 90d (default: AVTOR_RECLAIM_IDLE_AFTER)",
+    )
+    idle.set_defaults(run=list_idle_users)
 
 
 def add_seat_holder(arguments: argparse.Namespace, context: Context) -> int:
@@ -125,6 +140,33 @@ def list_seat_holders(arguments: argparse.Namespace, context: Context) -> int:
     if shown_to < page.total:
         say(f"Next page: avtorlm user list --offset {shown_to}" + (f" --limit {limit}" if limit else ""))
     return 0
+
+
+def list_idle_users(arguments: argparse.Namespace, context: Context) -> int:
+    """Print the unreserved holders not seen for the given time: those reclamation would take back."""
+    idle_for = _idle_time(arguments.idle_for, context)
+    idle = idle_users(context.store(), context.now(), idle_for)
+    if context.json:
+        emit_json({"idle_for_seconds": idle_for.total_seconds(), "users": [seat_document(s) for s in idle]})
+        return 0
+    if not idle:
+        say("No unreserved seat holder has been idle that long: reclamation would take back no seat.")
+        return 0
+    say(table(USER_HEADERS, [_seat_row(seat) for seat in idle]))
+    who = "1 seat holder" if len(idle) == 1 else f"{len(idle)} seat holders"
+    say(f"\n{who} not seen that long: reclamation would take these seats back.")
+    return 0
+
+
+def _idle_time(text: str | None, context: Context) -> timedelta:
+    if text is None:
+        if context.settings.reclaim_idle_after is None:
+            raise Refused("Say how long, e.g. --for 90d: AVTOR_RECLAIM_IDLE_AFTER is not set.")
+        return context.settings.reclaim_idle_after
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise Refused(f"--for {text}: {error}.") from None
 
 
 def seat_document(seat: Seat) -> dict[str, Any]:

@@ -120,6 +120,18 @@ def _check_public_key(value: Any) -> str | None:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
+def _idle_time(value: Any) -> timedelta | None:
+    """An idle time for seat reclamation: unset or empty for never, else at least a day."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    idle = parse_duration(value)
+    if idle < timedelta(days=1):
+        raise ValueError(
+            "must be at least a day (1d): seats of editors not seen for that long are taken back"
+        )
+    return idle
+
+
 class Settings(BaseSettings):
     """Everything the manager can be told through the environment."""
 
@@ -184,6 +196,11 @@ class Settings(BaseSettings):
         ge=1,
         le=10,
         description="How many times one validation is tried when the license service fails transiently.",
+    )
+    reclaim_idle_after: Annotated[timedelta | None, BeforeValidator(_idle_time)] = Field(
+        default=None,
+        description="Take back the seats of editors not seen for this long (e.g. 90d), except reserved "
+        "users; unset: never.",
     )
     over_limit_policy: Literal["block-all", "block-newest"] = Field(
         default="block-all",

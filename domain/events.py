@@ -20,6 +20,7 @@ class EventKind(StrEnum):
     SEAT_REFUSED = "seat_refused"
     USER_RESERVED = "user_reserved"
     USER_UNRESERVED = "user_unreserved"
+    SEAT_RECLAIMED = "seat_reclaimed"
 
 
 # The actor of automatic enrolments: the CMS, on an editor's first start.

@@ -46,6 +46,14 @@ class Seats(Protocol):
         """Reserve a holder's seat (never reclaimed, never refused as newest), or release it."""
         ...
 
+    def idle(self, seen_before: datetime) -> list[Seat]:
+        """Unreserved holders last seen (or seated, if never seen) before `seen_before`, idlest first."""
+        ...
+
+    def touch(self, usernames: Collection[str], seen_at: datetime) -> None:
+        """Record, in this unit of work, that these holders started Avtor at `seen_at`."""
+        ...
+
     def search(self, contains: str, limit: int | None = None, offset: int = 0) -> list[Seat]:
         """Holders whose normalized name contains `contains`, oldest seat first."""
         ...

@@ -13,7 +13,7 @@ from domain.agreement import Acceptance
 from domain.events import AuditEvent, EventKind, EventTally
 from domain.licenses import License
 from domain.ports import Glance, SeatGlance, ValidationResult
-from domain.seats import Seat
+from domain.seats import Seat, seen_last
 
 
 class _Ledger:
@@ -133,6 +133,16 @@ class _Seats:
     def set_reserved(self, username: str, reserved: bool) -> None:
         if username in self._ledger.seats:
             self._ledger.seats[username] = replace(self._ledger.seats[username], reserved=reserved)
+
+    def idle(self, seen_before: datetime) -> list[Seat]:
+        idle = [s for s in self._ledger.seats.values() if not s.reserved and seen_last(s) < seen_before]
+        return sorted(idle, key=lambda seat: (seen_last(seat), seat.username))
+
+    def touch(self, usernames: Collection[str], seen_at: datetime) -> None:
+        for name in usernames:
+            seat = self._ledger.seats.get(name)
+            if seat is not None and (seat.last_seen_at is None or seat.last_seen_at < seen_at):
+                self._ledger.seats[name] = replace(seat, last_seen_at=seen_at)
 
     def search(self, contains: str, limit: int | None = None, offset: int = 0) -> list[Seat]:
         ordered = sorted(self._ledger.seats.values(), key=lambda seat: (seat.assigned_at, seat.username))

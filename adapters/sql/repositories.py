@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, update
 
 from adapters.sql import tables as t
 from adapters.sql.rows import (
@@ -25,6 +25,14 @@ from domain.seats import Seat
 
 if TYPE_CHECKING:
     from adapters.sql.store import SqlUnitOfWork
+
+# "Last seen" moves forward only: rows already as recent are left alone.
+touch_statement = (
+    update(t.seats)
+    .where(t.seats.c.username.in_(bindparam("usernames", expanding=True)))
+    .where((t.seats.c.last_seen_at.is_(None)) | (t.seats.c.last_seen_at < bindparam("seen_at")))
+    .values(last_seen_at=bindparam("seen_at"))
+)
 
 
 class SqlLicenses:
@@ -85,6 +93,19 @@ class SqlSeats:
 
     def set_reserved(self, username: str, reserved: bool) -> None:
         self._uow.write(update(t.seats).where(t.seats.c.username == username).values(reserved=reserved))
+
+    def idle(self, seen_before: datetime) -> list[Seat]:
+        seen = func.coalesce(t.seats.c.last_seen_at, t.seats.c.assigned_at)
+        statement = (
+            select(t.seats)
+            .where(t.seats.c.reserved.is_(False), seen < seen_before)
+            .order_by(seen, t.seats.c.username)
+        )
+        return [seat_of(row) for row in self._uow.read(statement)]
+
+    def touch(self, usernames: Collection[str], seen_at: datetime) -> None:
+        if usernames:
+            self._uow.write(touch_statement, {"usernames": list(usernames), "seen_at": seen_at})
 
     def search(self, contains: str, limit: int | None = None, offset: int = 0) -> list[Seat]:
         statement = (

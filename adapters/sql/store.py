@@ -8,26 +8,18 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, CursorResult, Engine, Executable, bindparam, update
+from sqlalchemy import Connection, CursorResult, Engine, Executable
 
-from adapters.sql import tables as t
 from adapters.sql.claims import ClaimStatements, Values, found
 from adapters.sql.engine import SQLITE_WRITE_OPTION
 from adapters.sql.glance import GlanceReader
-from adapters.sql.repositories import SqlAgreements, SqlEvents, SqlLicenses, SqlSeats
+from adapters.sql.repositories import SqlAgreements, SqlEvents, SqlLicenses, SqlSeats, touch_statement
 from domain.events import AuditEvent
 from domain.licenses import License
 from domain.ports import Glance
 from domain.seats import Seat
 
 NO_INSTALLATION = "The store has no installation row: run `avtorlm migrate`."
-
-_touch_statement = (
-    update(t.seats)
-    .where(t.seats.c.username.in_(bindparam("usernames", expanding=True)))
-    .where((t.seats.c.last_seen_at.is_(None)) | (t.seats.c.last_seen_at < bindparam("seen_at")))
-    .values(last_seen_at=bindparam("seen_at"))
-)
 
 
 class SqlStore:
@@ -61,7 +53,7 @@ class SqlStore:
     def touch_seats(self, usernames: Collection[str], seen_at: datetime) -> None:
         """Record "last seen" for seat holders; rows already as recent are left alone."""
         with self.connect(writing=True) as connection, connection.begin():
-            connection.execute(_touch_statement, {"usernames": list(usernames), "seen_at": seen_at})
+            connection.execute(touch_statement, {"usernames": list(usernames), "seen_at": seen_at})
 
     def cached_licenses(self, version: int) -> tuple[License, ...] | None:
         """The licenses as cached at `version` of them, if that is the cached one."""

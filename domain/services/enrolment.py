@@ -17,7 +17,7 @@ from domain.events import EDITOR_START, AuditEvent, EventKind
 from domain.licenses import seats_licensed
 from domain.ports import Store, UnitOfWork
 from domain.seat_policy import OverLimitPolicy, refused_holders
-from domain.seats import Assignment, Seat, worth_recording_start
+from domain.seats import Assignment, Seat, may_be_reclaimed_soon, worth_recording_start
 
 
 def enrol_editors(
@@ -26,25 +26,31 @@ def enrol_editors(
     now: datetime,
     grace_period: timedelta,
     policy: OverLimitPolicy = OverLimitPolicy.BLOCK_ALL,
+    reclaim_idle_after: timedelta | None = None,
 ) -> list[EnrolmentDecision]:
     """Decide each editor's start, in order.
 
     Editors who hold seats are answered at a glance: one read, no write, no lock. The
     others (a seat to claim or to refuse) are decided together in one transaction that
-    holds the ledger's lock.
+    holds the ledger's lock. With idle-seat reclamation on, so is a holder not seen for
+    long enough that reclamation may be taking their seat back.
     """
     if not requests:
         return []
-    at_a_glance = _decide_at_a_glance(requests, store, now, grace_period)
+    at_a_glance = _decide_at_a_glance(requests, store, now, grace_period, reclaim_idle_after)
     pending = [request for request, decision in zip(requests, at_a_glance, strict=True) if decision is None]
     if not pending:
         return [decision for decision in at_a_glance if decision is not None]
-    under_lock = iter(decide_under_lock(pending, store, now, grace_period, policy))
+    under_lock = iter(decide_under_lock(pending, store, now, grace_period, policy, reclaim_idle_after))
     return [next(under_lock) if decision is None else decision for decision in at_a_glance]
 
 
 def _decide_at_a_glance(
-    requests: Sequence[EnrolmentRequest], store: Store, now: datetime, grace_period: timedelta
+    requests: Sequence[EnrolmentRequest],
+    store: Store,
+    now: datetime,
+    grace_period: timedelta,
+    reclaim_idle_after: timedelta | None,
 ) -> list[EnrolmentDecision | None]:
     """The decision of each editor who holds a seat, from one read; None where the lock is needed."""
     glance = store.glance({request.username for request in requests})
@@ -54,7 +60,10 @@ def _decide_at_a_glance(
     decisions: list[EnrolmentDecision | None] = []
     for request in requests:
         holder = glance.holders.get(request.username)
-        if holder is None:
+        if holder is None or (
+            reclaim_idle_after is not None
+            and may_be_reclaimed_soon(holder.last_seen_at, now, reclaim_idle_after)
+        ):
             decisions.append(None)
             continue
         replayed = request.request_id is not None and request.request_id == holder.request_id
@@ -73,6 +82,7 @@ def decide_under_lock(
     now: datetime,
     grace_period: timedelta,
     policy: OverLimitPolicy = OverLimitPolicy.BLOCK_ALL,
+    reclaim_idle_after: timedelta | None = None,
 ) -> list[EnrolmentDecision]:
     """Decide starts that may claim or refuse a seat, in one transaction holding the ledger's lock."""
     if not requests:
@@ -81,13 +91,19 @@ def decide_under_lock(
         ledger = _Ledger(uow, requests, now, grace_period, policy)
         decisions = [ledger.decide(request) for request in requests]
         ledger.write()
+        enrolled = [
+            request
+            for request, decision in zip(requests, decisions, strict=True)
+            if decision.outcome is Outcome.ALREADY_ENROLLED
+        ]
+        stale = _stale(enrolled, {name: seat.last_seen_at for name, seat in ledger.holders.items()}, now)
+        if reclaim_idle_after is not None and stale:
+            # Seen under the lock: a reclamation after this one finds the seat in use.
+            uow.seats.touch(stale, now)
+            stale = set()
         uow.commit()
-    enrolled = [
-        request
-        for request, decision in zip(requests, decisions, strict=True)
-        if decision.outcome is Outcome.ALREADY_ENROLLED
-    ]
-    _touch_seats(store, enrolled, {name: seat.last_seen_at for name, seat in ledger.holders.items()}, now)
+    if stale:
+        store.touch_seats(stale, now)
     return decisions
 
 
@@ -244,10 +260,17 @@ def _touch_seats(
     store: Store, requests: Sequence[EnrolmentRequest], last_seen: dict[str, datetime | None], now: datetime
 ) -> None:
     """Write down "last seen" for holders whose last start was long enough ago."""
-    stale = {
+    stale = _stale(requests, last_seen, now)
+    if stale:
+        store.touch_seats(stale, now)
+
+
+def _stale(
+    requests: Sequence[EnrolmentRequest], last_seen: dict[str, datetime | None], now: datetime
+) -> set[str]:
+    """The holders among `requests` whose start is worth writing down as their last one."""
+    return {
         request.username
         for request in requests
         if request.username in last_seen and worth_recording_start(last_seen[request.username], now)
     }
-    if stale:
-        store.touch_seats(stale, now)

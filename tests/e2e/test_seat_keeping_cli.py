@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,12 +14,15 @@ from domain.moments import utc_now
 from domain.ports import Verified
 from domain.services.agreement import accept_agreement
 from domain.services.licenses import add_license, remove_license
-from domain.services.users import add_user
+from domain.services.users import add_user, list_users
+from tasks.sending import send_admin_task
 from tests.fakes import FakeLicenseService
 from tests.support.cli import Avtorlm
-from tests.support.servers import free_port
+from tests.support.manager import celery_client
+from tests.support.servers import RedisServer, free_port
 from tests.support.stores import migrated_engine
-from tests.support.workers import avtor_environment
+from tests.support.workers import CeleryProcess, avtor_environment
+from worker.schedule import RECLAIM_IDLE
 
 GRACE = timedelta(days=14)
 
@@ -83,3 +87,53 @@ def test_status_says_which_policy_is_in_force_and_who_is_refused(cli: Avtorlm) -
     assert "Refused:        1 newest seat holders: cid" in newest.out
     document = cli("status", "--json", over_limit_policy="block-newest").json()
     assert (document["over_limit_policy"], document["refused"]) == ("block-newest", ["cid"])
+
+
+def test_user_idle_lists_who_would_lose_a_seat_and_changes_nothing(cli: Avtorlm) -> None:
+    store = SqlStore(create_store_engine(cli.env["AVTOR_DATABASE_URL"]))
+    add_user("sitecore\\Ann", "ada", store, utc_now(), GRACE)
+    add_user("bob", "ada", store, utc_now(), GRACE, reserved=True)
+    add_user("cid", "ada", store, utc_now(), GRACE)
+    store.touch_seats(["sitecore\\ann", "bob"], utc_now() - timedelta(days=100))
+    store.touch_seats(["cid"], utc_now() - timedelta(days=3))
+    store.engine.dispose()
+    listed = cli.ok("user", "idle", "--for", "90d").out
+    assert "sitecore\\Ann" in listed and "bob" not in listed and "cid" not in listed
+    assert "1 seat holder not seen that long" in listed
+    document = cli.json("user", "idle", "--for", "2d")
+    assert [user["username"] for user in document["users"]] == ["sitecore\\ann", "cid"]
+    unset = cli("user", "idle")
+    assert (unset.code, unset.err.strip()) == (
+        1,
+        "Say how long, e.g. --for 90d: AVTOR_RECLAIM_IDLE_AFTER is not set.",
+    )
+    assert "sitecore\\Ann" in cli("user", "idle", reclaim_idle_after="90d").out
+    assert len(cli.json("user", "list")["users"]) == 3
+
+
+def test_an_admin_worker_reclaims_idle_seats_when_the_schedule_ticks(
+    cli: Avtorlm, redis_service: RedisServer
+) -> None:
+    url = cli.env["AVTOR_DATABASE_URL"]
+    store = SqlStore(create_store_engine(url))
+    for name in ("ann", "bob", "cid"):
+        add_user(name, "ada", store, utc_now(), GRACE, reserved=name == "bob")
+    store.touch_seats(["ann", "bob"], utc_now() - timedelta(days=100))
+    env = avtor_environment(database_url=url, redis_url=redis_service.url, reclaim_idle_after="90d")
+    worker = CeleryProcess.worker(env, "admin", queues="avtor.admin", concurrency=1).start()
+    try:
+        send_admin_task(celery_client(redis_service.url), RECLAIM_IDLE, {})
+        deadline = time.monotonic() + 30
+        while "ann" in holders(store) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert holders(store) == {"bob", "cid"}, worker.log()[-4000:]
+    finally:
+        worker.cleanup()
+    events = cli.json("events", "--kind", "seat_reclaimed")["events"]
+    assert [(event["subject"], event["actor"]) for event in events] == [("ann", "idle-seat-reclamation")]
+    assert events[0]["detail"].startswith("last seen at ")
+    store.engine.dispose()
+
+
+def holders(store: SqlStore) -> set[str]:
+    return {seat.username for seat in list_users(store).seats}
