@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.resources import files
 from typing import Annotated, Any
 
@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from config.settings import parse_duration
 from domain.access import SignInThrottled
 from domain.agreement import AGREEMENT_TEXT, AGREEMENT_VERSION
 from domain.events import EventKind
@@ -20,6 +21,7 @@ from domain.refusals import Refused
 from domain.services.access import sign_in, sign_out
 from domain.services.agreement import accept_agreement, agreement_in_force
 from domain.services.audit import audit_log
+from domain.services.reclamation import idle_page
 from domain.services.status import describe_ledger
 from domain.services.users import list_users
 from web.api import point_in_time, summary
@@ -189,19 +191,27 @@ def users_tab(
     principal: Agreed,
     q: Annotated[str, Query(max_length=1024)] = "",
     page: Annotated[int, Query(ge=1)] = 1,
+    idle: Annotated[str, Query(max_length=64)] = "",
 ) -> Response:
-    """The seat holders, searched and a page at a time; how many must go when over the limit."""
+    """The seat holders, searched and a page at a time; how many must go when over the limit.
+
+    With `idle` (a time such as 90d), only the holders idle-seat reclamation would take back.
+    """
     console = console_of(request)
-    ledger = describe_ledger(console.store, console.now(), console.grace_period)
-    found = list_users(console.store, USERS_PER_PAGE, (page - 1) * USERS_PER_PAGE, q)
-    pages = max(1, -(-found.total // USERS_PER_PAGE))
+    ledger = describe_ledger(console.store, console.now(), console.grace_period, console.over_limit_policy)
+    idle_for, idle_problem = _idle_time(idle)
+    if idle_for is not None:
+        found = idle_page(console.store, console.now(), idle_for, q)
+    else:
+        found = list_users(console.store, USERS_PER_PAGE, (page - 1) * USERS_PER_PAGE, q)
+    pages = 1 if idle_for is not None else max(1, -(-found.total // USERS_PER_PAGE))
     return _tab(
         request,
         principal,
         "users",
         title="Users",
         counts=ledger.counts,
-        banner=banner_for(ledger.counts, len(ledger.licenses)),
+        banner=banner_for(ledger.counts, len(ledger.licenses), ledger.policy),
         seats=found.seats,
         total=found.total,
         first=found.offset + 1,
@@ -209,7 +219,20 @@ def users_tab(
         page=page,
         pages=pages,
         q=q.strip(),
+        idle=idle.strip() if idle_for is not None else "",
+        idle_problem=idle_problem,
+        reclaim_after=console.settings.reclaim_idle_after,
     )
+
+
+def _idle_time(text: str) -> tuple[timedelta | None, str | None]:
+    """The idle time asked for, or why it cannot be used."""
+    if not text.strip():
+        return None, None
+    try:
+        return parse_duration(text.strip()), None
+    except ValueError:
+        return None, f"{text.strip()!r} is not a time: write it as 90d, 12w or 2160h."
 
 
 @router.get("/events")

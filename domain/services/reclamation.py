@@ -17,6 +17,7 @@ from domain.moments import format_instant
 from domain.ports import Store
 from domain.seats import Seat, seen_last
 from domain.services.ledger import SeatCounts, count_seats
+from domain.services.users import UserPage, search_text
 
 RECLAIMER = "idle-seat-reclamation"
 
@@ -35,6 +36,13 @@ def idle_users(store: Store, now: datetime, idle_after: timedelta) -> list[Seat]
     """The holders who would lose their seat to reclamation at `now`, longest idle first."""
     with store.reading() as uow:
         return uow.seats.idle(now - idle_after)
+
+
+def idle_page(store: Store, now: datetime, idle_after: timedelta, contains: str = "") -> UserPage:
+    """The idle holders (as `idle_users`) whose name contains `contains`, all on one page."""
+    needle = search_text(contains)
+    idle = [seat for seat in idle_users(store, now, idle_after) if needle in seat.username]
+    return UserPage(idle, len(idle), 0)
 
 
 def reclaim_idle_seats(

@@ -142,7 +142,7 @@ def list_users(store: Store, limit: int | None = None, offset: int = 0, contains
     With `contains`, only those whose name contains it, compared as names are (case-folded);
     `total` then counts the matching holders.
     """
-    needle = _search_text(contains)
+    needle = search_text(contains)
     with store.reading() as uow:
         if not needle:
             return UserPage(uow.seats.list(limit, offset), uow.seats.count(), offset)
@@ -182,7 +182,7 @@ def remove_users(
     return Removal(removed, [name for name in names if name not in holders], counts)
 
 
-def _search_text(contains: str) -> str:
+def search_text(contains: str) -> str:
     """What a search for part of a name looks for: the part as names are compared, or nothing."""
     try:
         return normalize_username(contains)
