@@ -48,7 +48,7 @@ def show_status(arguments: argparse.Namespace, context: Context) -> int:
     say(f"Policy:         {status.policy.value} ({status.policy.describe()})")
     if status.refused:
         names = ", ".join(seat.display_name for seat in status.refused)
-        say(f"Refused:        {len(status.refused)} newest seat holders: {names}")
+        say(f"Refused:        {names} (the newest seat holders beyond the licensed count)")
     say()
     if status.licenses:
         say(table(LICENSE_HEADERS, license_rows(status.licenses, context.show_keys)))

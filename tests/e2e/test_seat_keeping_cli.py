@@ -84,7 +84,7 @@ def test_status_says_which_policy_is_in_force_and_who_is_refused(cli: Avtorlm) -
     newest = cli("status", over_limit_policy="block-newest")
     assert newest.code == 0
     assert "Policy:         block-newest" in newest.out
-    assert "Refused:        1 newest seat holders: cid" in newest.out
+    assert "Refused:        cid (the newest seat holders beyond the licensed count)" in newest.out
     document = cli("status", "--json", over_limit_policy="block-newest").json()
     assert (document["over_limit_policy"], document["refused"]) == ("block-newest", ["cid"])
 
