@@ -58,7 +58,7 @@ class Context:
     def store(self) -> SqlStore:
         """The store, once it is known to exist and to be at the schema this version needs."""
         if self._store is None:
-            url = self.settings.store_url
+            url = self.settings.store_url.get_secret_value()
             _refuse_missing_sqlite_file(url)
             engine = create_store_engine(url)
             try:

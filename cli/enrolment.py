@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from cli.context import Context
 from cli.output import emit_json, say, table
 from cli.workers import WorkersUnavailable
-from config import Settings, hide_password
+from config import Settings
 
 if TYPE_CHECKING:
     from worker.requests_stream import StreamState
@@ -64,12 +64,14 @@ def read_state(settings: Settings) -> StreamState:
     from worker.requests_stream import read_stream_state
 
     client = redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=REDIS_SECONDS, socket_timeout=REDIS_SECONDS
+        settings.redis_url.get_secret_value(),
+        socket_connect_timeout=REDIS_SECONDS,
+        socket_timeout=REDIS_SECONDS,
     )
     try:
         return read_stream_state(client)
     except redis.RedisError as error:
-        where = hide_password(settings.redis_url)
+        where = str(settings.redis_url)
         raise WorkersUnavailable(
             f"The enrolment stream in Redis at {where} could not be read ({error}). Check that Redis "
             "runs and that AVTOR_REDIS_URL names it."
@@ -84,7 +86,7 @@ def read_kept_entries(settings: Settings, limit: int) -> list[dict[str, Any]]:
 
     from worker.requests_stream import read_kept
 
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=REDIS_SECONDS)
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=REDIS_SECONDS)
     try:
         return read_kept(client, max(1, limit))
     finally:

@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.sql import SchemaOutdated, StoreUnreachable, describe_url
+from adapters.sql import SchemaOutdated, StoreUnreachable
 from cli import admins, agreement, enrolment, events, licenses, migrate, report, serve, status, tokens, users
 from cli.context import Context, person_name
 from cli.output import emit_json, warn
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _refuse(str(refusal), context.json)
     except SQLAlchemyError as error:
         _refuse(
-            f"The store at {describe_url(settings.store_url)} failed: {error.__class__.__name__}: "
+            f"The store at {settings.store_url} failed: {error.__class__.__name__}: "
             f"{getattr(error, 'orig', None) or error}. Check that the database server runs and "
             "AVTOR_DATABASE_URL, then try again; nothing was changed.",
             context.json,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from adapters.sql import create_store_engine, describe_url, migrate
+from adapters.sql import create_store_engine, migrate
 from cli.context import Context
 from cli.output import say
 
@@ -19,12 +19,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 def migrate_store(arguments: argparse.Namespace, context: Context) -> int:
     """Apply the migrations the store lacks; say from which revision to which."""
     url = context.settings.store_url
-    engine = create_store_engine(url)
+    engine = create_store_engine(url.get_secret_value())
     try:
         before, after = migrate(engine)
     finally:
         engine.dispose()
-    where = describe_url(url)
+    where = str(url)
     if before == after:
         say(f"The store at {where} is up to date (schema revision {after}).")
     else:

@@ -25,8 +25,8 @@ class Queued:
 
 def ask_workers(settings: Settings, task: str, kwargs: dict[str, Any], wait: bool, timeout: float) -> Any:
     """Send `task` to the admin queue; return its result, or Queued when not waiting."""
-    where = hide_password(settings.redis_url)
-    check_redis(settings.redis_url)
+    where = str(settings.redis_url)
+    check_redis(settings.redis_url.get_secret_value())
     # Celery and Redis are imported only by the commands that talk to the workers: every
     # other command starts faster without them.
     import redis

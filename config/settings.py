@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "AVTOR_"
@@ -49,6 +49,33 @@ LOOPBACK_NAMES = frozenset({"localhost"})
 
 class SettingsError(Exception):
     """The environment holds a value the manager cannot start with."""
+
+
+_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
+_USER_PASSWORD = re.compile(r"(//[^/@:]*:)[^@]*@")
+
+
+def hide_password(url: str) -> str:
+    """`url` with its password (in the user part or the query) shown as ***, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL urllib can read (a stray bracket): hide everything between // and @
+        return _USER_PASSWORD.sub(r"\1***@", _QUERY_PASSWORD.sub(r"\1***", url))
+    shown = url
+    if parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        shown = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    return _QUERY_PASSWORD.sub(r"\1***", shown)
+
+
+class SecretUrl(SecretStr):
+    """A URL that may hold a password: shown with the password as ***; `get_secret_value()` gives it whole."""
+
+    def __str__(self) -> str:
+        return hide_password(self.get_secret_value())
+
+    def __repr__(self) -> str:
+        return f"SecretUrl({str(self)!r})"
 
 
 @cache
@@ -140,8 +167,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=DEFAULT_DATA_DIR, description="Folder for the embedded SQLite store and local state."
     )
-    database_url: str = Field(
-        default="", description="SQLAlchemy URL of the store; default: a SQLite file in the data folder."
+    database_url: SecretUrl = Field(
+        default=SecretUrl(""),
+        description="SQLAlchemy URL of the store; default: a SQLite file in the data folder.",
     )
     store_lock_timeout: Duration = Field(
         default=timedelta(seconds=2),
@@ -153,8 +181,9 @@ class Settings(BaseSettings):
         description="How long one statement of an enrolment consumer may run on PostgreSQL before it is "
         "cancelled and the batch tried again.",
     )
-    redis_url: str = Field(
-        default="redis://127.0.0.1:6379/0", description="Redis used as the queue and for decisions."
+    redis_url: SecretUrl = Field(
+        default=SecretUrl("redis://127.0.0.1:6379/0"),
+        description="Redis used as the queue and for decisions.",
     )
     # Declared before the license service's settings: their checks depend on it.
     development_mode: bool = Field(
@@ -248,8 +277,8 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _database_url_scheme(cls, value: str) -> str:
-        if value and not value.startswith(("sqlite", "postgresql")):
+    def _database_url_scheme(cls, value: SecretUrl) -> SecretUrl:
+        if value.get_secret_value() and not value.get_secret_value().startswith(("sqlite", "postgresql")):
             raise ValueError(
                 "must start with sqlite:/// or postgresql+psycopg:// (example: postgresql+psycopg://avtor@db/avtor)"
             )
@@ -257,8 +286,8 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url")
     @classmethod
-    def _redis_url_scheme(cls, value: str) -> str:
-        if urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
+    def _redis_url_scheme(cls, value: SecretUrl) -> SecretUrl:
+        if urlsplit(value.get_secret_value()).scheme not in {"redis", "rediss", "unix"}:
             raise ValueError("must be a redis:// URL, for example redis://127.0.0.1:6379/0")
         return value
 
@@ -316,11 +345,11 @@ class Settings(BaseSettings):
         raise SettingsError(MISSING_PUBLIC_KEY)
 
     @property
-    def store_url(self) -> str:
+    def store_url(self) -> SecretUrl:
         """The store's URL, defaulting to a SQLite file in the data folder."""
-        if self.database_url:
-            return _normalized_database_url(self.database_url)
-        return f"sqlite:///{(self.data_dir / 'avtor.sqlite3').resolve()}"
+        if self.database_url.get_secret_value():
+            return SecretUrl(_normalized_database_url(self.database_url.get_secret_value()))
+        return SecretUrl(f"sqlite:///{(self.data_dir / 'avtor.sqlite3').resolve()}")
 
 
 def _normalized_database_url(url: str) -> str:
@@ -329,15 +358,6 @@ def _normalized_database_url(url: str) -> str:
         if url.startswith(plain):
             return "postgresql+psycopg://" + url[len(plain) :]
     return url
-
-
-def hide_password(url: str) -> str:
-    """`url` with its password, if any, shown as ***, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
@@ -368,7 +388,8 @@ def _describe(problem: Any) -> str:
     name = ENV_PREFIX + "_".join(str(part) for part in problem["loc"]).upper()
     message = str(problem["msg"]).removeprefix("Value error, ")
     given = problem.get("input")
-    shown = "" if isinstance(given, dict) or given is None else f" (got {str(given)[:80]!r})"
+    # A URL's password stays out of the message, whatever else is wrong with the URL.
+    shown = "" if isinstance(given, dict) or given is None else f" (got {hide_password(str(given))[:80]!r})"
     return f"- {name}{shown}: {message}"
 
 

@@ -185,11 +185,19 @@ def redis_url_from_environment() -> str:
     return DEFAULT_REDIS_URL
 
 
+# The manager's config.hide_password, copied: this library depends on redis-py alone.
+_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
+_USER_PASSWORD = re.compile(r"(//[^/@:]*:)[^@]*@")
+
+
 def redact_url(url: str) -> str:
     """`url` with its password (in the user part or the query) replaced by ***."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL urllib can read (a stray bracket): hide everything between // and @
+        return _USER_PASSWORD.sub(r"\1***@", _QUERY_PASSWORD.sub(r"\1***", url))
     shown = url
     if parts.password is not None:
         host = parts.netloc.rpartition("@")[2]
         shown = shown.replace(parts.netloc, f"{parts.username or ''}:***@{host}", 1)
-    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", shown)
+    return _QUERY_PASSWORD.sub(r"\1***", shown)

@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from adapters.sql import describe_url
 from config import Settings, hide_password
 from runner.children import ROOT
 
@@ -106,7 +105,7 @@ def banner(
     lines = [
         "",
         "The Avtor License Manager runs. Stop it with Ctrl-C.",
-        f"  store            {describe_url(settings.store_url)}",
+        f"  store            {settings.store_url}",
         *(f"  {note}" for note in notes),
         "",
         *signing_in,

@@ -21,7 +21,7 @@ from typing import Any
 
 import requests
 
-from config import Settings, SettingsError, hide_password, load_settings
+from config import Settings, SettingsError, load_settings
 from domain.moments import format_duration, parse_instant, utc_now
 from host_client import Decision, EnrolmentClient, EnrolmentTimeout
 from runner.redis_server import answers_ping
@@ -250,8 +250,8 @@ class Demo:
     # --- before the story -----------------------------------------------------------------------
 
     def _check_running(self) -> None:
-        where = hide_password(self.settings.redis_url)
-        if not answers_ping(self.settings.redis_url):
+        where = str(self.settings.redis_url)
+        if not answers_ping(self.settings.redis_url.get_secret_value()):
             raise OffScript(
                 f"nothing answers at Redis {where}. Start the system with `scripts/run` in another terminal "
                 "first; the demo finds it through data/run.env."

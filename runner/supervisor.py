@@ -33,10 +33,10 @@ from types import FrameType
 import requests
 from sqlalchemy.engine import Engine
 
-from adapters.sql import StoreUnreachable, create_store_engine, describe_url, migrate
+from adapters.sql import StoreUnreachable, create_store_engine, migrate
 from adapters.sql.access import SqlAccess
 from cli.serve import DEFAULT_PORT as DEFAULT_CONSOLE_PORT
-from config import Settings, SettingsError, hide_password, load_settings
+from config import Settings, SettingsError, load_settings
 from config.redis_users import USER_NAMES, RedisUser, Role, installation_users, new_passwords, url_for
 from domain.moments import utc_now
 from domain.services.access import add_administrator, set_password
@@ -199,7 +199,7 @@ class System:
             overrides["AVTOR_REDIS_URL"] = self.redis_urls[Role.WORKER]
         else:
             # The administrator's own Redis: every process uses the URL given (and hosts theirs, if given).
-            given = overrides.get("AVTOR_REDIS_URL", settings.redis_url)
+            given = overrides.get("AVTOR_REDIS_URL", settings.redis_url.get_secret_value())
             self.redis_urls = {Role.WORKER: given, Role.ADMIN: given}
             if self.env.get(HOST_URL_VARIABLE):
                 self.redis_urls[Role.HOST] = self.env[HOST_URL_VARIABLE]
@@ -226,14 +226,14 @@ class System:
         self._wait_for_console(console)
 
     def _migrate(self, settings: Settings) -> None:
-        engine = create_store_engine(settings.store_url)
+        engine = create_store_engine(settings.store_url.get_secret_value())
         try:
             before, after = migrate(engine)
             password = console_administrator(engine)
         finally:
             engine.dispose()
         change = "up to date" if before == after else f"migrated from revision {before or 'none'}"
-        _say(f"Store {describe_url(settings.store_url)}: {change} (schema revision {after}).")
+        _say(f"Store {settings.store_url}: {change} (schema revision {after}).")
         url = f"http://127.0.0.1:{self.options.console_port}/"
         self.console = ConsoleSignIn(url, CONSOLE_ADMIN, password)
 
@@ -247,7 +247,8 @@ class System:
         users = write_users_file(directory / USERS_FILE, self.redis_users, redis_server_version(binary))
         argv = redis_server_argv(binary, port, directory.resolve(), users.resolve())
         redis = self._launch(Child("Redis server", argv, self.env, self._log(settings, "redis"), 20.0))
-        redis.wait_until(lambda: answers_ping(settings.redis_url), START_SECONDS, self._stopping)
+        url = settings.redis_url.get_secret_value()
+        redis.wait_until(lambda: answers_ping(url), START_SECONDS, self._stopping)
         self._check_stop()
         self.notes.append(
             f"Redis            {self.redis_address}  (started here: append-only, noeviction, in {directory})"
@@ -258,13 +259,13 @@ class System:
         )
 
     def _check_own_redis(self, settings: Settings) -> None:
-        where = hide_password(settings.redis_url)
-        if not answers_ping(settings.redis_url):
+        where = str(settings.redis_url)
+        if not answers_ping(settings.redis_url.get_secret_value()):
             raise RefusedStart(
                 f"Redis at {where} (AVTOR_REDIS_URL) cannot be reached: start it, or unset AVTOR_REDIS_URL "
                 "to let scripts/run start a Redis of its own."
             )
-        for warning in persistence_warnings(settings.redis_url):
+        for warning in persistence_warnings(settings.redis_url.get_secret_value()):
             _say(f"WARNING: Redis at {where}: {warning}.")
         self.notes.append(f"Redis            {where}  (yours, from AVTOR_REDIS_URL)")
 

@@ -37,8 +37,8 @@ def celery_configuration(settings: Settings) -> dict[str, object]:
     """Celery's settings, each with the reason it has its value."""
     visibility_timeout = settings.visibility_timeout.total_seconds()
     return {
-        "broker_url": settings.redis_url,
-        "result_backend": settings.redis_url,
+        "broker_url": settings.redis_url.get_secret_value(),
+        "result_backend": settings.redis_url.get_secret_value(),
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],

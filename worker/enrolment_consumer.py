@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import redis
 
 from adapters.sql import TRANSIENT_STORE_ERRORS
-from config import Settings, SettingsError, hide_password, load_settings
+from config import Settings, SettingsError, load_settings
 from config.settings import DEVELOPMENT_MODE_NOTICE
 from domain.enrolment import EnrolmentDecision, EnrolmentRequest, InvalidEnrolment, Outcome
 from domain.moments import format_instant, utc_now
@@ -380,7 +380,7 @@ def consumer_options(settings: Settings) -> ConsumerOptions:
 def redis_client(settings: Settings) -> redis.Redis:
     """A Redis client for the consumer; a stuck connection is noticed within seconds."""
     return redis.Redis.from_url(
-        settings.redis_url,
+        settings.redis_url.get_secret_value(),
         socket_timeout=5,
         socket_connect_timeout=5,
         health_check_interval=30,
@@ -424,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("Redis: %s; store: %s.", hide_password(settings.redis_url), hide_password(settings.store_url))
+    log.info("Redis: %s; store: %s.", settings.redis_url, settings.store_url)
     consumer.run()
     return 0
 

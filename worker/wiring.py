@@ -33,7 +33,7 @@ def store() -> SqlStore:
     if _store is None:
         with _lock:
             if _store is None:
-                _store = SqlStore(create_store_engine(settings().store_url))
+                _store = SqlStore(create_store_engine(settings().store_url.get_secret_value()))
     return _store
 
 
@@ -41,7 +41,7 @@ def enrolment_store() -> SqlStore:
     """The enrolment consumer's store: on PostgreSQL, no lock or statement waits past its timeouts."""
     current = settings()
     engine = create_store_engine(
-        current.store_url,
+        current.store_url.get_secret_value(),
         lock_timeout=current.store_lock_timeout,
         statement_timeout=current.store_statement_timeout,
     )
@@ -85,7 +85,7 @@ STORE_NOT_READY = (SchemaOutdated, StoreUnreachable)
 
 def check_store() -> None:
     """Raise StoreNotReady's errors, which say what to do, if the store cannot be used."""
-    engine = create_store_engine(settings().store_url)
+    engine = create_store_engine(settings().store_url.get_secret_value())
     try:
         check_schema(engine)
     finally:

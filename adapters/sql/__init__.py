@@ -1,6 +1,6 @@
 """The seat ledger in a SQL database: SQLite embedded, PostgreSQL shared."""
 
-from adapters.sql.engine import TRANSIENT_STORE_ERRORS, create_store_engine, describe_url
+from adapters.sql.engine import TRANSIENT_STORE_ERRORS, create_store_engine
 from adapters.sql.schema import SchemaOutdated, StoreUnreachable, check_schema, migrate
 from adapters.sql.store import SqlStore
 
@@ -11,6 +11,5 @@ __all__ = [
     "StoreUnreachable",
     "check_schema",
     "create_store_engine",
-    "describe_url",
     "migrate",
 ]

@@ -56,11 +56,6 @@ def create_store_engine(
     return create_engine(url, **options)
 
 
-def describe_url(url: str) -> str:
-    """The URL with its password hidden, for messages and logs."""
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def _milliseconds(limit: timedelta) -> int:
     # PostgreSQL reads 0 as "no limit": a limit shorter than a millisecond is one millisecond.
     return max(1, round(limit.total_seconds() * 1000))

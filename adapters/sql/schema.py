@@ -11,7 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from adapters.sql.engine import SQLITE_WRITE_OPTION, describe_url
+from adapters.sql.engine import SQLITE_WRITE_OPTION
+from config import hide_password
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -46,7 +47,7 @@ def current_revision(engine: Engine) -> str | None:
             return MigrationContext.configure(connection).get_current_revision()
     except OperationalError as error:
         raise StoreUnreachable(
-            f"The store at {describe_url(str(engine.url))} cannot be opened: {error.orig}. "
+            f"The store at {_described(engine)} cannot be opened: {error.orig}. "
             "Check AVTOR_DATABASE_URL and that the database server is running."
         ) from None
 
@@ -69,7 +70,7 @@ def check_schema(engine: Engine) -> None:
     current, head = current_revision(engine), head_revision()
     if current == head:
         return
-    where = describe_url(str(engine.url))
+    where = _described(engine)
     if current is None:
         raise SchemaOutdated(
             f"The store at {where} has no Avtor tables yet: run `avtorlm migrate` to create them."
@@ -90,3 +91,7 @@ def _script_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
+
+
+def _described(engine: Engine) -> str:
+    return hide_password(engine.url.render_as_string(hide_password=False))

@@ -313,7 +313,7 @@ def test_every_avtor_variable_is_a_setting_and_the_defaults_are_valid() -> None:
     environment = COMPOSE["x-avtor-environment"]
     # With the vendor's service given in .env, as docs/docker.md asks, every default loads.
     loaded = settings_of(interpolated(environment, VENDOR))
-    assert loaded.store_url.startswith("postgresql+psycopg://avtor:")
+    assert loaded.store_url.get_secret_value().startswith("postgresql+psycopg://avtor:")
     assert "AVTOR_REDIS_URL" not in environment, "each process connects as the Redis user of its role"
     assert SERVICES["migrate"]["environment"] == environment
     # The console's own setting: the reverse proxies it believes.

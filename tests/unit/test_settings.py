@@ -10,6 +10,7 @@ from config.settings import (
     load_settings,
     parse_duration,
 )
+from host_client import redact_url
 from licenseserver.signing import development_signer
 
 
@@ -19,7 +20,7 @@ def test_defaults_are_sane(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.revalidate_every == timedelta(days=3)
     assert settings.grace_period == timedelta(days=14)
-    assert settings.store_url == f"sqlite:///{Path('data/avtor.sqlite3').resolve()}"
+    assert settings.store_url.get_secret_value() == f"sqlite:///{Path('data/avtor.sqlite3').resolve()}"
 
 
 def test_license_service_and_schedule_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,7 +57,7 @@ def test_settings_come_from_avtor_variables(monkeypatch: pytest.MonkeyPatch) -> 
     settings = load_settings()
     assert settings.revalidate_every == timedelta(hours=12)
     assert settings.grace_period == timedelta(days=7)
-    assert settings.store_url == "postgresql+psycopg://avtor@db/avtor"
+    assert settings.store_url.get_secret_value() == "postgresql+psycopg://avtor@db/avtor"
 
 
 def test_the_store_timeouts_default_to_two_and_five_seconds_and_come_from_avtor_variables(
@@ -142,10 +143,58 @@ def test_durations(text: str, expected: int) -> None:
         ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
         ("redis://:s3cret@redis.example:6379/2", "redis://:***@redis.example:6379/2"),
         ("rediss://avtor:s3cret@redis.example/0", "rediss://avtor:***@redis.example/0"),
+        ("rediss://u:p%40ss@h/0", "rediss://u:***@h/0"),
+        ("redis://h:6379/0?password=pw&socket_timeout=5", "redis://h:6379/0?password=***&socket_timeout=5"),
+        ("postgresql+psycopg://avtor:s3cret@db/avtor", "postgresql+psycopg://avtor:***@db/avtor"),
+        ("postgresql://avtor:s3cret@[db/avtor", "postgresql://avtor:***@[db/avtor"),
+        ("unix:///run/redis.sock?db=1", "unix:///run/redis.sock?db=1"),
     ],
 )
 def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:
     assert hide_password(url) == shown
+    # The host library keeps a copy of its own (it depends on redis-py alone): both hide alike.
+    assert redact_url(url) == hide_password(url)
+
+
+SECRET_URLS = {
+    "AVTOR_DATABASE_URL": "postgresql://avtor:db-s3cret@db/avtor",
+    "AVTOR_REDIS_URL": "redis://avtor-worker:redis-s3cret@redis:6379/0",
+}
+
+
+def test_the_settings_repr_and_str_show_no_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SECRET_URLS.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    for shown in (repr(settings), str(settings), str(settings.store_url), repr(settings.redis_url)):
+        assert "s3cret" not in shown
+    assert str(settings.redis_url) == "redis://avtor-worker:***@redis:6379/0"
+    assert str(settings.store_url) == "postgresql+psycopg://avtor:***@db/avtor"
+
+
+def test_the_settings_give_the_whole_urls_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SECRET_URLS.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.redis_url.get_secret_value() == SECRET_URLS["AVTOR_REDIS_URL"]
+    assert settings.store_url.get_secret_value() == "postgresql+psycopg://avtor:db-s3cret@db/avtor"
+
+
+@pytest.mark.parametrize(
+    ("name", "wrong"),
+    [
+        ("AVTOR_DATABASE_URL", "mysql://avtor:db-s3cret@db/avtor"),
+        ("AVTOR_REDIS_URL", "http://avtor-worker:redis-s3cret@redis:6379/0"),
+    ],
+)
+def test_a_wrong_url_is_named_in_the_error_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, name: str, wrong: str
+) -> None:
+    monkeypatch.setenv(name, wrong)
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert name in str(refused.value) and ":***@" in str(refused.value)
+    assert "s3cret" not in str(refused.value)
 
 
 # --- trusting the license service ----------------------------------------------------------------
