@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ from tests.support.starts import (
     send_starts,
     wait_until_decided,
 )
-from tests.support.workers import avtor_environment
+from tests.support.workers import ROOT, CeleryProcess, avtor_environment
 from worker.requests_stream import CONSUMER_GROUP, KEPT_KEY, REQUESTS_STREAM, read_kept
 
 # Entries a killed consumer held are taken over after this long.
@@ -189,3 +191,43 @@ def test_a_stuck_lock_holder_pauses_deciding_which_resumes_by_itself(store_url: 
         assert len(decisions) == len(sent)
         consumer.wait_for_log("Deciding resumed")
         assert "lock timeout" in consumer.log()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_editors_are_answered_while_the_license_service_hangs_an_admin_task(
+    store_url: str, redis_url: str
+) -> None:
+    seed_licenses(store_url, **{"AVTR-HANG-0001": 300})
+    # A license service that takes connections and never answers.
+    hanging = socket.socket()
+    hanging.bind(("127.0.0.1", 0))
+    hanging.listen(16)
+    env = {
+        **consumer_environment(store_url, redis_url),
+        "AVTOR_LICENSE_SERVER_URL": f"http://127.0.0.1:{hanging.getsockname()[1]}",
+        "AVTOR_LICENSE_SERVER_TIMEOUT": "60s",
+    }
+    admin = CeleryProcess.worker(env, "hang-admin", "avtor.admin", None, "--without-heartbeat")
+    try:
+        admin.start()
+        with Consumers(env) as consumers:
+            consumers.start("hang-a")
+            refresh = subprocess.run(
+                [str(ROOT / ".venv" / "bin" / "avtorlm"), "license", "refresh", "--all", "--no-wait"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert refresh.returncode == 0, refresh.stdout + refresh.stderr
+            admin.wait_for_log("avtor.admin.refresh_all", timeout=30)
+            sent = send_starts(redis_url, 5, 200, 200)
+            decisions = collect_decisions(redis_url, [start.request_id for start in sent], timeout=30)
+            assert len(decisions) == 200, consumers.logs()
+            # The admin task is still waiting for the license service all the while.
+            assert "succeeded" not in admin.log()
+    finally:
+        admin.kill()  # its task would wait for the license service a minute more
+        admin.cleanup()
+        hanging.close()
