@@ -22,6 +22,7 @@ from typing import Any
 import requests
 
 from config import Settings, SettingsError, load_settings
+from domain.licenses import masked_key
 from domain.moments import format_duration, parse_instant, utc_now
 from host_client import Decision, EnrolmentClient, EnrolmentTimeout
 from runner.redis_server import answers_ping
@@ -159,7 +160,7 @@ class Demo:
         key = self.vendor_key(FIVE)
         self.vendor_put(FIVE, seats=key["seats"] + 3)
         print(
-            f"   The vendor's service now grants {key['seats'] + 3} seats for {FIVE} (PUT /_dev/keys/{FIVE})."
+            f"   The vendor's service now grants {key['seats'] + 3} seats for the license {masked_key(FIVE)}."
         )
         self.admin("license", "refresh", FIVE)
         decision = self.start(EDITOR.format(seated + 1))

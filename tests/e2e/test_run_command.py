@@ -5,7 +5,7 @@ new passwords), the development license server, the enrolment consumer, an admin
 worker, beat and the console; the demo tells the whole story through them (editors
 through the hosts' user), and the administrator signs in to the console with the
 name and password run.env gives; SIGINT stops everything and nothing of it is left
-running.
+running. No log, output or answer of the run holds a password or a full license key.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ from tests.support.servers import RedisServer, free_port
 from tests.support.workers import ROOT, avtor_environment
 
 STARTED = "The Avtor License Manager runs."
+# Any full key of the demo's licenses; masked forms (…0005) are what every output shows.
+FULL_DEMO_KEY = re.compile(r"AVTR-DEMO-[A-Z]{4}-[A-Z]{4}-\d{4}")
+# The commands an administrator types (the banner's example, the demo's transcript) name the key in full.
+TYPED_COMMAND = re.compile(r"(\$ |bin/)avtorlm license (add|refresh|remove) AVTR-")
 START_SECONDS = 120.0
 
 
@@ -117,6 +121,18 @@ def redis_url_of(info: ProcessInfo) -> str:
     return url
 
 
+def leaks(texts: dict[str, str], secrets: dict[str, str]) -> list[str]:
+    """Each line of `texts` that holds a secret or a full demo key, named by its text and what it holds."""
+    found = []
+    for where, text in texts.items():
+        for line in text.splitlines():
+            typed = TYPED_COMMAND.search(line) is not None
+            held = [what for what, secret in secrets.items() if secret in line]
+            held += [f"the key {key}" for key in ([] if typed else FULL_DEMO_KEY.findall(line))]
+            found += [f"{where} holds {what}: {line}" for what in held]
+    return found
+
+
 def sign_in(url: str, name: str, password: str) -> tuple[requests.Session, requests.Response]:
     """Sign in to the console through its form, with the form's own CSRF token, as a browser does."""
     browser = requests.Session()
@@ -181,6 +197,7 @@ def test_the_run_command_runs_the_whole_story_and_ctrl_c_stops_everything(run: R
         [str(ROOT / "scripts" / "demo")], env=run.env, cwd=ROOT, capture_output=True, text=True, timeout=240
     )
     story = demo.stdout
+    outputs = {"scripts/demo": demo.stdout + demo.stderr}
     assert demo.returncode == 0, f"{story}\n{demo.stderr}\n--- scripts/run:\n{run.output()}"
     assert "The license …0005 is added: 5 seats until" in story
     assert "demo\\editor-09 starts Avtor: REFUSED (no_seats). No Avtor seat is free: 8 of 8 seats" in story
@@ -217,6 +234,7 @@ def test_the_run_command_runs_the_whole_story_and_ctrl_c_stops_everything(run: R
             check=False,
         )
         assert done.returncode == 0, done.stdout + done.stderr
+        outputs[f"avtorlm {' '.join(arguments)} ({len(outputs)})"] = done.stdout + done.stderr
         return done.stdout
 
     for user in json.loads(avtorlm("user", "list", "--all", "--json"))["users"]:
@@ -229,6 +247,10 @@ def test_the_run_command_runs_the_whole_story_and_ctrl_c_stops_everything(run: R
     assert again.returncode == 0, f"{again.stdout}\n{again.stderr}"
     assert "5 users already hold seats (added before the demo); the demo counts from there." in again.stdout
     assert "sitecore\\bob starts Avtor: already_enrolled." in again.stdout
+    outputs["scripts/demo, again"] = again.stdout + again.stderr
+    for command in (("status",), ("license", "list"), ("events",), ("events", "--all"), ("report",)):
+        avtorlm(*command)
+    [worker_password] = {redis.connection.parse_url(redis_url_of(info))["password"] for info in workers}
 
     assert run.process is not None
     run.process.send_signal(signal.SIGINT)
@@ -239,6 +261,25 @@ def test_the_run_command_runs_the_whole_story_and_ctrl_c_stops_everything(run: R
     assert (run.data / "redis" / "appendonlydir").is_dir()
     with pytest.raises(requests.ConnectionError):
         requests.get(console_url + "sign-in", timeout=5)
+
+    # Every log of the run (workers, beat, consumer, console, license server, Redis), its own output
+    # and the command line's answers: no password, no full key but in the commands the administrator types.
+    logs = {
+        str(path.relative_to(run.data)): path.read_text(errors="replace")
+        for path in (run.data / "logs").rglob("*")
+        if path.is_file()
+    }
+    assert {"consumer", "worker", "beat", "console", "license"} <= {
+        word for name in logs for word in ("consumer", "worker", "beat", "console", "license") if word in name
+    }, sorted(logs)
+    secrets = {
+        f"{USER_NAMES[Role.ADMIN]}'s Redis password": admin["password"],
+        f"{USER_NAMES[Role.HOST]}'s Redis password": host["password"],
+        f"{USER_NAMES[Role.WORKER]}'s Redis password": worker_password,
+        "the console administrator's password": console_password,
+    }
+    found = leaks({"scripts/run": run.output(), **logs, **outputs}, secrets)
+    assert found == [], "\n".join(found)
 
 
 def test_a_process_that_dies_stops_the_rest_and_the_run_says_which(tmp_path: Path) -> None:
