@@ -56,6 +56,7 @@ REQUESTS_STREAM = "avtor:enrol:requests"
 DECISION_KEYS = "avtor:enrol:decision:*"
 DEAD_LETTERS = "avtor:enrol:dead-letters"
 CONSUMERS = "avtor:enrol:consumers"
+ENROLMENT_STATS = "avtor:enrol:stats"
 ENROLMENT_KEYS = "avtor:enrol:*"
 ADMIN_QUEUE = "avtor.admin"
 RESULT_KEYS = "celery-task-meta-*"
@@ -111,6 +112,8 @@ WORKER_COMMANDS = (
     "+lpush",
     "+ltrim",
     "+llen",
+    # The consumers' counts of decisions and their latency (a hash), in the settle script.
+    "+hincrby",
     "+multi",
     "+exec",
     "+discard",
@@ -189,6 +192,8 @@ ADMIN_COMMANDS = (
     "+zrange",
     "+time",
     "+lrange",
+    # The consumers' counts, for `avtorlm metrics-serve`, read only.
+    "+hgetall",
 )
 
 ADMIN_KEYS = (
@@ -199,6 +204,7 @@ ADMIN_KEYS = (
     f"%R~{REQUESTS_STREAM}",
     f"%R~{DEAD_LETTERS}",
     f"%R~{CONSUMERS}",
+    f"%R~{ENROLMENT_STATS}",
 )
 
 

@@ -30,6 +30,12 @@ KEPT_KEY = "avtor:enrol:dead-letters"
 # Each consumer's last read, by Redis's clock (ms): who is alive, for `avtorlm status`.
 CONSUMERS_KEY = "avtor:enrol:consumers"
 KEEP = 10_000
+# What the consumers have decided, counted by the settle script (so several consumers add
+# up): `decisions:<outcome>`, and the decision latency (from the entry's arrival in the
+# stream to its settling, by Redis's clock) as `latency_ms_le:<bound>` counts (each entry
+# in the first bucket it fits, `+Inf` beyond the last), `latency_ms_sum` and `settled`.
+STATS_KEY = "avtor:enrol:stats"
+LATENCY_BOUNDS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000)
 
 # The contract's limit for one entry, field names and values together.
 MAX_ENTRY_BYTES = 8 * 1024
@@ -92,19 +98,27 @@ return {cursor, out}
 """
 
 
-# KEYS[1] the stream, KEYS[2] the list of entries set aside, KEYS[3..] the decision lists.
-# ARGV: group, decision lifetime in seconds, how many entries set aside, how many to keep
-# at most, then one decision document per decision list, the entries set aside, and the
-# ids of the entries to acknowledge and remove. One script is one atomic step, like MULTI,
-# at a third of the client's work for a batch of a hundred.
+# KEYS[1] the stream, KEYS[2] the list of entries set aside, KEYS[3] the consumers' counts
+# (STATS_KEY), KEYS[4..] the decision lists. ARGV: group, decision lifetime in seconds, how
+# many entries set aside, how many to keep at most, then one decision document per decision
+# list, the entries set aside, and the ids of the entries to acknowledge and remove. One
+# script is one atomic step, like MULTI, at a third of the client's work for a batch of a
+# hundred. A document's outcome is read with a pattern: json.dumps escapes every quote
+# inside a value, so `"outcome":"` is only ever the field itself.
 _SETTLE_SCRIPT = """
 local group, ttl, kept, keep = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local answers = #KEYS - 2
+local answers = #KEYS - 3
+local outcomes = {}
 for i = 1, answers do
-  local key = KEYS[i + 2]
+  local key = KEYS[i + 3]
   redis.call('DEL', key)
   redis.call('RPUSH', key, ARGV[4 + i])
   redis.call('EXPIRE', key, ttl)
+  local outcome = string.match(ARGV[4 + i], '"outcome":"([%w_]+)"') or 'unknown'
+  outcomes[outcome] = (outcomes[outcome] or 0) + 1
+end
+for outcome, times in pairs(outcomes) do
+  redis.call('HINCRBY', KEYS[3], 'decisions:' .. outcome, times)
 end
 for i = 1, kept do
   redis.call('LPUSH', KEYS[2], ARGV[4 + answers + i])
@@ -114,9 +128,26 @@ local first = 5 + answers + kept
 if first <= #ARGV then
   redis.call('XACK', KEYS[1], group, unpack(ARGV, first))
   redis.call('XDEL', KEYS[1], unpack(ARGV, first))
+  local now = redis.call('TIME')
+  local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
+  local bounds, buckets, sum = {LATENCY_BOUNDS_MS}, {}, 0
+  for i = first, #ARGV do
+    local latency = math.max(0, now_ms - tonumber(string.match(ARGV[i], '^(%d+)')))
+    sum = sum + latency
+    local bucket = '+Inf'
+    for _, bound in ipairs(bounds) do
+      if latency <= bound then bucket = tostring(bound) break end
+    end
+    buckets[bucket] = (buckets[bucket] or 0) + 1
+  end
+  for bucket, times in pairs(buckets) do
+    redis.call('HINCRBY', KEYS[3], 'latency_ms_le:' .. bucket, times)
+  end
+  redis.call('HINCRBY', KEYS[3], 'latency_ms_sum', sum)
+  redis.call('HINCRBY', KEYS[3], 'settled', #ARGV - first + 1)
 end
 return 1
-"""
+""".replace("LATENCY_BOUNDS_MS", ", ".join(str(bound) for bound in LATENCY_BOUNDS_MS))
 
 
 @dataclass(frozen=True)
@@ -215,7 +246,7 @@ class RequestStream:
         ]
         kept = [json.dumps(entry, ensure_ascii=True) for entry in settlement.kept]
         self._settle(
-            keys=[REQUESTS_STREAM, KEPT_KEY, *decision_keys],
+            keys=[REQUESTS_STREAM, KEPT_KEY, STATS_KEY, *decision_keys],
             args=[
                 CONSUMER_GROUP,
                 self.decision_ttl_seconds,

@@ -76,8 +76,9 @@ def test_the_names_in_the_rules_are_the_ones_the_consumer_uses() -> None:
     assert acl.REQUESTS_STREAM == requests_stream.REQUESTS_STREAM
     assert acl.DEAD_LETTERS == requests_stream.KEPT_KEY
     assert acl.CONSUMERS == requests_stream.CONSUMERS_KEY
+    assert acl.ENROLMENT_STATS == requests_stream.STATS_KEY
     assert requests_stream.DECISION_KEY_PREFIX + "*" == acl.DECISION_KEYS
-    for key in (acl.REQUESTS_STREAM, acl.DEAD_LETTERS, acl.CONSUMERS, acl.DECISION_KEYS):
+    for key in (acl.REQUESTS_STREAM, acl.DEAD_LETTERS, acl.CONSUMERS, acl.ENROLMENT_STATS, acl.DECISION_KEYS):
         assert key.startswith(acl.ENROLMENT_KEYS.rstrip("*"))
 
 
@@ -215,6 +216,8 @@ def test_the_administrator_reads_the_streams_state_and_the_dead_letters(users: I
     assert requests_stream.read_kept(admin)[0]["reason"] == "test"
     assert admin.xinfo_groups(STREAM)[0]["name"] == GROUP.encode()
     assert len(admin.xpending_range(STREAM, GROUP, "-", "+", 10)) == 1
+    stream.settle(requests_stream.Settlement(entry_ids=[entry.id for entry in stream.reclaim(10, 0, "0")[1]]))
+    assert admin.hgetall(requests_stream.STATS_KEY)[b"settled"] == b"1"
     worker.close()
     admin.close()
     assert [
