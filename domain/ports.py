@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from domain.agreement import Acceptance
+from domain.alerts import OpenAlert
 from domain.events import AuditEvent, EventKind, EventTally
 from domain.licenses import License, ServiceAnswer
 from domain.seats import Seat
@@ -93,6 +94,16 @@ class Agreements(Protocol):
     def record(self, acceptance: Acceptance) -> None: ...
 
 
+class Alerts(Protocol):
+    """The alerts raised and not yet resolved."""
+
+    def open(self) -> list[OpenAlert]: ...
+
+    def replace(self, alerts: Sequence[OpenAlert]) -> None:
+        """Remember exactly `alerts` as the open ones."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the seat ledger.
 
@@ -112,6 +123,9 @@ class UnitOfWork(Protocol):
 
     @property
     def agreements(self) -> Agreements: ...
+
+    @property
+    def alerts(self) -> Alerts: ...
 
     @property
     def installation_id(self) -> str: ...

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Self
 
 from domain.agreement import Acceptance
+from domain.alerts import OpenAlert
 from domain.events import AuditEvent, EventKind, EventTally
 from domain.licenses import License
 from domain.ports import Glance, SeatGlance, ValidationResult
@@ -22,6 +23,7 @@ class _Ledger:
         self.seats: dict[str, Seat] = {}
         self.events: list[AuditEvent] = []
         self.acceptances: list[Acceptance] = []
+        self.alerts: list[OpenAlert] = []
 
 
 class FakeStore:
@@ -71,6 +73,7 @@ class FakeUnitOfWork:
         self.seats = _Seats(self._ledger)
         self.events = _Events(self._ledger)
         self.agreements = _Agreements(self._ledger)
+        self.alerts = _Alerts(self._ledger)
         return self
 
     def __exit__(
@@ -211,6 +214,17 @@ class _Agreements:
 
     def record(self, acceptance: Acceptance) -> None:
         self._ledger.acceptances.append(acceptance)
+
+
+class _Alerts:
+    def __init__(self, ledger: _Ledger) -> None:
+        self._ledger = ledger
+
+    def open(self) -> list[OpenAlert]:
+        return list(self._ledger.alerts)
+
+    def replace(self, alerts: Sequence[OpenAlert]) -> None:
+        self._ledger.alerts = list(alerts)
 
 
 class FakeLicenseService:

@@ -19,6 +19,7 @@ from adapters.sql.rows import (
     seat_values,
 )
 from domain.agreement import Acceptance
+from domain.alerts import Alert, AlertKind, OpenAlert
 from domain.events import AuditEvent, EventKind, EventTally
 from domain.licenses import License
 from domain.seats import Seat
@@ -219,3 +220,35 @@ def _name_contains(contains: str) -> ColumnElement[bool]:
     """User names (kept case-folded) that contain `contains` literally: % and _ are no wildcards."""
     escaped = contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return t.seats.c.username.like(f"%{escaped}%", escape="\\")
+
+
+class SqlAlerts:
+    """The open alerts table."""
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    def open(self) -> list[OpenAlert]:
+        rows = self._uow.read(select(t.open_alerts).order_by(t.open_alerts.c.raised_at, t.open_alerts.c.key))
+        return [
+            OpenAlert(
+                Alert(AlertKind(row.kind), row.subject, row.threshold, row.summary, row.action), row.raised_at
+            )
+            for row in rows
+        ]
+
+    def replace(self, alerts: Sequence[OpenAlert]) -> None:
+        self._uow.write(delete(t.open_alerts))
+        for open_alert in alerts:
+            alert = open_alert.alert
+            self._uow.write(
+                insert(t.open_alerts).values(
+                    key=alert.key,
+                    kind=alert.kind.value,
+                    subject=alert.subject,
+                    threshold=alert.threshold,
+                    summary=alert.summary,
+                    action=alert.action,
+                    raised_at=open_alert.raised_at,
+                )
+            )

@@ -13,7 +13,14 @@ from sqlalchemy import Connection, CursorResult, Engine, Executable
 from adapters.sql.claims import ClaimStatements, Values, found
 from adapters.sql.engine import SQLITE_WRITE_OPTION
 from adapters.sql.glance import GlanceReader
-from adapters.sql.repositories import SqlAgreements, SqlEvents, SqlLicenses, SqlSeats, touch_statement
+from adapters.sql.repositories import (
+    SqlAgreements,
+    SqlAlerts,
+    SqlEvents,
+    SqlLicenses,
+    SqlSeats,
+    touch_statement,
+)
 from domain.events import AuditEvent
 from domain.licenses import License
 from domain.ports import Glance
@@ -120,6 +127,7 @@ class SqlUnitOfWork:
         self.seats = SqlSeats(self)
         self.events = SqlEvents(self)
         self.agreements = SqlAgreements(self)
+        self.alerts = SqlAlerts(self)
         return self
 
     def __exit__(

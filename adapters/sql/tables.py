@@ -203,3 +203,45 @@ sign_in_failures = Table(
     Index("ix_sign_in_failures_name_at", "name", "at"),
     Index("ix_sign_in_failures_address_at", "address", "at"),
 )
+
+# Alerts raised and not yet resolved: one row per condition (kind and subject). Written
+# only under the installation row's lock, so several beats never raise one twice.
+open_alerts = Table(
+    "open_alerts",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("threshold", Integer, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("raised_at", UTCDateTime, nullable=False),
+)
+
+# Where notices go: webhooks and SMTP targets. The secret (a webhook's signing key, an
+# SMTP password) is never shown: listings and logs show it masked.
+notice_channels = Table(
+    "notice_channels",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("target", String(2000), nullable=False),
+    Column("options", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Every attempt to deliver a notice to a channel, successful or not.
+notice_deliveries = Table(
+    "notice_deliveries",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("notice_id", String(36), nullable=False),
+    Column("channel", String(100), nullable=False),
+    Column("alert_key", String(300), nullable=False),
+    Column("notice_kind", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("outcome", String(16), nullable=False),
+    Column("detail", Text, nullable=False),
+)
