@@ -16,7 +16,20 @@ from typing import NoReturn
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.sql import SchemaOutdated, StoreUnreachable
-from cli import admins, agreement, enrolment, events, licenses, migrate, report, serve, status, tokens, users
+from cli import (
+    admins,
+    agreement,
+    enrolment,
+    events,
+    licenses,
+    metrics,
+    migrate,
+    report,
+    serve,
+    status,
+    tokens,
+    users,
+)
 from cli.context import Context, person_name
 from cli.output import emit_json, warn
 from cli.workers import WorkersUnavailable
@@ -94,6 +107,7 @@ def parser() -> argparse.ArgumentParser:
         admins,
         tokens,
         serve,
+        metrics,
     ):
         module.register(commands, common)
     return main_parser
