@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import logging
 import re
 import sys
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from cli.context import Context, person_name
 from cli.output import emit_json, warn
 from cli.workers import WorkersUnavailable
 from config import SettingsError, load_settings
+from config.logs import configure_logging
 from config.settings import running_system_env_file
 from domain.agreement import AgreementNotAccepted
 from domain.refusals import Refused
@@ -50,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         warn(str(error))
         return EXIT_USAGE
+    # Log records (rare here: the command's answers are printed) go to stderr, as text or JSON lines.
+    configure_logging("cli", settings.log_format, logging.WARNING, text_format="%(message)s")
     if running is not None and not arguments.json:
         warn(f"Using the system that scripts/run runs, as {running} describes it (no AVTOR_REDIS_URL set).")
     context = Context(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from adapters.sql.access import SqlAccess
 from cli.context import Context
 from cli.output import say, warn
 from cli.workers import WorkersUnavailable, ask_workers
+from config.logs import configure_logging
 from config.settings import DEVELOPMENT_MODE_NOTICE
 from domain.services.access import list_administrators
 from web.console import AskWorkers, Console, WorkersUnreachable
@@ -17,6 +19,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8480
 # A refresh on the screen waits this long for the admin worker before saying it is still queued.
 REFRESH_WAIT_SECONDS = 60.0
+
+log = logging.getLogger(__name__)
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -42,19 +46,23 @@ def run_console(arguments: argparse.Namespace, context: Context) -> int:
     if bool(arguments.tls_cert) != bool(arguments.tls_key):
         warn("Give both --tls-cert and --tls-key to serve HTTPS, or neither.")
         return 2
-    store = context.store()
     settings = context.settings
+    json_logs = settings.log_format == "json"
+    if json_logs:
+        configure_logging("console", "json")
+    tell, alert = (_log_info, _log_warning) if json_logs else (say, warn)
+    store = context.store()
     console = Console(context, SqlAccess(store.engine), Argon2Passwords(), workers(context))
     if settings.development_mode:
-        warn(DEVELOPMENT_MODE_NOTICE)
+        alert(DEVELOPMENT_MODE_NOTICE)
     if not list_administrators(console.access):
-        warn(
+        alert(
             "No administrator can sign in yet: create one with "
             "`avtorlm admin add NAME --password-stdin` (the console need not be stopped)."
         )
     scheme = "https" if arguments.tls_cert else "http"
     host = f"[{arguments.host}]" if ":" in arguments.host else arguments.host
-    say(f"The Avtor License Manager's console is at {scheme}://{host}:{arguments.port}/ (Ctrl-C stops it).")
+    tell(f"The Avtor License Manager's console is at {scheme}://{host}:{arguments.port}/ (Ctrl-C stops it).")
     proxies = settings.console_trusted_proxies
     uvicorn.run(
         create_app(console),
@@ -67,8 +75,18 @@ def run_console(arguments: argparse.Namespace, context: Context) -> int:
         ssl_keyfile=arguments.tls_key,
         timeout_graceful_shutdown=10,
         log_level="info",
+        # JSON logs: uvicorn's loggers pass their records to the process's JSON handler.
+        log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG,
     )
     return 0
+
+
+def _log_info(text: str) -> None:
+    log.info("%s", text)
+
+
+def _log_warning(text: str) -> None:
+    log.warning("%s", text)
 
 
 def workers(context: Context) -> AskWorkers:

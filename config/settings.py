@@ -269,6 +269,11 @@ class Settings(BaseSettings):
         description="How long a console session lasts without activity before its administrator must sign "
         "in again.",
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="How every process logs: text lines, or one JSON object per line (json) with a "
+        "timestamp, level, the process's role and the event's fields.",
+    )
     console_trusted_proxies: str = Field(
         default="",
         description="Addresses of the reverse proxies (comma-separated IPs or networks) whose "

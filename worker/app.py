@@ -17,6 +17,7 @@ from celery import Celery, signals
 from kombu.entity import Queue
 
 from config import Settings, SettingsError, current_settings
+from config.logs import configure_logging, log_json_lines
 from config.settings import DEVELOPMENT_MODE_NOTICE
 from worker import wiring
 from worker.schedule import beat_schedule
@@ -109,6 +110,30 @@ def _check_store_and_license_service_or_exit() -> None:
     except (*wiring.STORE_NOT_READY, SettingsError) as error:
         log.critical("%s", error)
         sys.exit(f"The Avtor License Manager cannot start: {error}")
+
+
+def _celery_role() -> str:
+    # Both the worker and beat send the logging signals; the command names which one this is.
+    return "beat" if "beat" in sys.argv[1:] else "worker"
+
+
+def log_json_from_the_start() -> None:
+    """For `celery -A worker`: JSON lines from the first warning on, before Celery sets its logging up."""
+    if wiring.settings().log_format == "json":
+        configure_logging(_celery_role(), "json")
+        logging.captureWarnings(True)
+
+
+@signals.after_setup_logger.connect
+def _log_json_lines(logger: logging.Logger, **_: Any) -> None:
+    if wiring.settings().log_format == "json":
+        log_json_lines(logger, _celery_role())
+
+
+@signals.after_setup_task_logger.connect
+def _log_task_json_lines(logger: logging.Logger, **_: Any) -> None:
+    if wiring.settings().log_format == "json":
+        log_json_lines(logger, _celery_role())
 
 
 @signals.after_setup_logger.connect

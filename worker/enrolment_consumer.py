@@ -38,6 +38,7 @@ import redis
 
 from adapters.sql import TRANSIENT_STORE_ERRORS
 from config import Settings, SettingsError, load_settings
+from config.logs import configure_logging
 from config.settings import DEVELOPMENT_MODE_NOTICE
 from domain.enrolment import EnrolmentDecision, EnrolmentRequest, InvalidEnrolment, Outcome
 from domain.moments import format_instant, utc_now
@@ -200,7 +201,7 @@ class EnrolmentConsumer:
 
     def handle(self, entries: Sequence[Entry]) -> None:
         """Decide a batch of entries and settle it in Redis."""
-        now = self.clock()
+        now, started = self.clock(), time.monotonic()
         settlement = Settlement()
         readable: list[tuple[Entry, EnrolmentRequest]] = []
         for entry in entries:
@@ -223,6 +224,7 @@ class EnrolmentConsumer:
                 self._set_aside(entry, f"it could not be read ({type(error).__name__})", settlement, now)
         decisions = self._decide([request for _, request in readable], [entry.id for entry, _ in readable])
         decided_at = self.clock()
+        outcomes: Counter[str] = Counter()
         for (entry, request), decision in zip(readable, decisions, strict=True):
             if decision is None:
                 continue  # left pending: it comes back after the visibility timeout
@@ -230,7 +232,9 @@ class EnrolmentConsumer:
             settlement.answers.append(Answer(request.request_id, _document(decision, decided_at)))
             settlement.entry_ids.append(entry.id)
             self.tally[decision.outcome.value] += 1
+            outcomes[decision.outcome.value] += 1
         self._settle(settlement)
+        _log_batch(len(entries), outcomes, time.monotonic() - started)
 
     def _take(self) -> list[Entry]:
         if time.monotonic() >= self.next_sweep:
@@ -363,6 +367,24 @@ class EnrolmentConsumer:
             self.tally.clear()
 
 
+def _log_batch(taken: int, outcomes: Counter[str], seconds: float) -> None:
+    """One line per batch, its counts as fields for JSON logs (the minute's summary stays for text)."""
+    decided = sum(outcomes.values())
+    log.info(
+        "Batch of %d entries: %d decided in %.1f ms.",
+        taken,
+        decided,
+        seconds * 1000,
+        extra={
+            "event": "enrolment_batch",
+            "entries": taken,
+            "decided": decided,
+            "outcomes": dict(outcomes),
+            "duration_ms": round(seconds * 1000, 1),
+        },
+    )
+
+
 def _document(decision: EnrolmentDecision, now: datetime) -> dict[str, Any]:
     """The decision as the host reads it."""
     return {**decision.as_message(), "decided_at": format_instant(now, "milliseconds")}
@@ -390,14 +412,12 @@ def redis_client(settings: Settings) -> redis.Redis:
 def main(argv: Sequence[str] | None = None) -> int:
     """`avtor-enrolment-consumer`: run one enrolment consumer until SIGTERM or Ctrl-C."""
     arguments = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=arguments.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
     try:
         settings = load_settings()
     except SettingsError as error:
         print(error, file=sys.stderr)
         return 2
+    configure_logging("enrolment-consumer", settings.log_format, arguments.log_level)
     if settings.development_mode:
         log.warning("%s", DEVELOPMENT_MODE_NOTICE)
     from worker import wiring  # the store is opened only once the settings are known to be good

@@ -195,7 +195,14 @@ def _check(
         else:
             message = "Another check of this license finished first; its result stands."
     view = LicenseView.of(license, now, rules.grace_period)
-    return Revalidation(key, _outcome(result, license), message, view)
+    outcome = _outcome(result, license)
+    log.info(
+        "License %s checked: %s.",
+        masked_key(key),
+        outcome.value,
+        extra={"event": "license_check", "license": masked_key(key), "result": outcome.value},
+    )
+    return Revalidation(key, outcome, message, view)
 
 
 def _take(
