@@ -27,9 +27,10 @@ def request_id_of(entry: Entry) -> str | None:
 def read_entry(entry: Entry) -> EnrolmentRequest:
     """The entry as an enrolment request; InvalidEnrolment says what is wrong with it."""
     request_id = request_id_of(entry)
-    if entry.size > MAX_ENTRY_BYTES:
+    if entry.size > MAX_ENTRY_BYTES or entry.size < 0:
+        holds = f"{entry.size} bytes" if entry.size >= 0 else f"{entry.field_count} fields"
         raise InvalidEnrolment(
-            f"the entry holds {entry.size} bytes; at most {MAX_ENTRY_BYTES} are accepted.", request_id
+            f"the entry holds {holds}; at most {MAX_ENTRY_BYTES} bytes are accepted.", request_id
         )
     fields: dict[str, str] = {}
     for name, value in entry.fields.items():

@@ -42,6 +42,8 @@ MAX_ENTRY_BYTES = 8 * 1024
 KNOWN_FIELDS = ("request_id", "username", "occurred_at", "host", "v")
 # A value longer than this makes its entry too large anyway, so nothing more is read of it.
 FIELD_READ_BYTES = MAX_ENTRY_BYTES + 1
+# How long one read may keep taking entries, in milliseconds (it takes at least one).
+READ_BUDGET_MS = 20
 # Names of unknown fields kept to describe an entry that is set aside.
 OTHER_NAMES_SHOWN = 8
 OTHER_NAME_BYTES = 64
@@ -49,50 +51,65 @@ OTHER_NAME_BYTES = 64
 # KEYS[1] the stream, KEYS[2] the consumers' last reads. ARGV: mode ("read" or
 # "claim"), group, consumer, count, the byte limit of a value, how many other names
 # to show and their byte limit, then (for "claim") the min idle ms and the cursor,
-# and from ARGV[10] on the known field names.
+# the time budget in ms, and from ARGV[11] on the known field names.
 # Returns {cursor, entries}; each entry is {id, size in bytes, number of fields,
 # deliveries, {name, value, ...} of the known fields (first occurrence, values cut),
 # {some other names, cut}}.
+# Entries are taken one at a time, and the script stops taking once its time budget is
+# spent: an entry of hundreds of thousands of fields holds Redis for a moment, never
+# for seconds, and is set aside like any other entry too large. Only the fields that fit
+# in an entry of the largest accepted size are looked at; more make it too large anyway.
 _READ_SCRIPT = """
-local mode, group, consumer, count = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local mode, group, consumer, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local limit, other_shown, other_bytes = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local cursor, budget = ARGV[9], tonumber(ARGV[10])
 local wanted = {}
-for i = 10, #ARGV do wanted[ARGV[i]] = true end
-local now = redis.call('TIME')
-redis.call('ZADD', KEYS[2], now[1] * 1000 + math.floor(now[2] / 1000), consumer)
-local cursor, entries = '0-0', {}
-if mode == 'read' then
-  local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', KEYS[1], '>')
-  if reply then entries = reply[1][2] end
-else
-  local reply = redis.call('XAUTOCLAIM', KEYS[1], group, consumer, ARGV[8], ARGV[9], 'COUNT', count)
-  cursor, entries = reply[1], reply[2]
+for i = 11, #ARGV do wanted[ARGV[i]] = true end
+local function ms()
+  local t = redis.call('TIME')
+  return t[1] * 1000 + math.floor(t[2] / 1000)
 end
-local deliveries = {}
-if mode ~= 'read' and #entries > 0 then
-  local first, last = entries[1][1], entries[#entries][1]
-  for _, p in ipairs(redis.call('XPENDING', KEYS[1], group, first, last, #entries + 1000, consumer)) do
-    deliveries[p[1]] = p[4]
-  end
-end
+local began = ms()
+redis.call('ZADD', KEYS[2], began, consumer)
 local out = {}
-for _, entry in ipairs(entries) do
-  local id, fields = entry[1], entry[2]
-  if fields then
-    local size, known, seen, others = 0, {}, {}, {}
-    for i = 1, #fields, 2 do
-      local name, value = fields[i], fields[i + 1]
-      size = size + #name + #value
-      if wanted[name] and not seen[name] then
-        seen[name] = true
-        table.insert(known, name)
-        table.insert(known, string.sub(value, 1, limit))
-      elseif not wanted[name] and #others < other_shown then
-        table.insert(others, string.sub(name, 1, other_bytes))
-      end
-    end
-    table.insert(out, {id, size, #fields / 2, deliveries[id] or 1, known, others})
+for _ = 1, count do
+  local entries
+  if mode == 'read' then
+    local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1, 'STREAMS', KEYS[1], '>')
+    if not reply then break end
+    entries = reply[1][2]
+  else
+    local reply = redis.call('XAUTOCLAIM', KEYS[1], group, consumer, ARGV[8], cursor, 'COUNT', 1)
+    cursor, entries = reply[1], reply[2]
   end
+  for _, entry in ipairs(entries) do
+    -- Redis 6.2 reports an entry deleted while pending as nil.
+    if entry and entry[2] then
+      local id, fields = entry[1], entry[2]
+      local deliveries = 1
+      if mode ~= 'read' then
+        local pending = redis.call('XPENDING', KEYS[1], group, id, id, 1)
+        if pending[1] then deliveries = pending[1][4] end
+      end
+      local size, known, seen, others = 0, {}, {}, {}
+      local last = math.min(#fields, 2 * (limit + 1))
+      for i = 1, last, 2 do
+        local name, value = fields[i], fields[i + 1]
+        size = size + #name + #value
+        if wanted[name] and not seen[name] then
+          seen[name] = true
+          table.insert(known, name)
+          table.insert(known, string.sub(value, 1, limit))
+        elseif not wanted[name] and #others < other_shown then
+          table.insert(others, string.sub(name, 1, other_bytes))
+        end
+      end
+      -- -1: more fields than an entry of the largest accepted size can hold.
+      if last < #fields then size = -1 end
+      table.insert(out, {id, size, #fields / 2, deliveries, known, others})
+    end
+  end
+  if (mode ~= 'read' and cursor == '0-0') or ms() - began >= budget then break end
 end
 return {cursor, out}
 """
@@ -156,6 +173,7 @@ class Entry:
 
     id: str
     fields: dict[str, bytes]
+    # Bytes of names and values in all; -1 when it has more fields than any accepted entry.
     size: int
     field_count: int
     deliveries: int = 1
@@ -272,10 +290,19 @@ class RequestStream:
 
     def _run(self, mode: str, count: int, *claim: str) -> tuple[str, list[Entry]]:
         limits = [str(FIELD_READ_BYTES), str(OTHER_NAMES_SHOWN), str(OTHER_NAME_BYTES)]
-        claim_args = list(claim) if claim else ["", ""]
+        claim_args = list(claim) if claim else ["", "0-0"]
         cursor, rows = self._script(
             keys=[REQUESTS_STREAM, CONSUMERS_KEY],
-            args=[mode, CONSUMER_GROUP, self.consumer, count, *limits, *claim_args, *KNOWN_FIELDS],
+            args=[
+                mode,
+                CONSUMER_GROUP,
+                self.consumer,
+                count,
+                *limits,
+                *claim_args,
+                READ_BUDGET_MS,
+                *KNOWN_FIELDS,
+            ],
         )
         return _text(cursor), [_entry(row) for row in rows]
 

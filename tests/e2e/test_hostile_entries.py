@@ -119,7 +119,7 @@ def test_three_fifty_megabyte_names_are_refused_with_little_memory_and_nothing_k
     for request_id in ("huge-1", "huge-2"):
         decision = host.answer(request_id)
         assert decision["outcome"] == "invalid_request"
-        assert "at most 8192 are accepted" in str(decision["message"])
+        assert "at most 8192 bytes are accepted" in str(decision["message"])
     print(f"consumer RSS {before:.1f} MB before, {peak:.1f} MB at most, {host.rss_mb():.1f} MB after")
     assert peak < 250
     assert host.rss_mb() < before + 20
@@ -160,6 +160,20 @@ def test_malformed_entries_are_refused_with_the_reason(
     assert decision["outcome"] == "invalid_request"
     assert decision["allowed"] is False
     assert reason in str(decision["message"])
+
+
+def test_entries_of_a_hundred_thousand_fields_are_refused_and_an_honest_one_behind_them_decided(
+    host: Host,
+) -> None:
+    fields = {f"f{number}".encode(): b"" for number in range(100_000)}
+    for number in range(3):
+        host.add({b"request_id": f"fields-{number}".encode(), **fields})
+    host.add({b"request_id": b"behind-1", b"username": b"sitecore\\Behind"})
+    for number in range(3):
+        decision = host.answer(f"fields-{number}")
+        assert "the entry holds 100001 fields; at most 8192 bytes are accepted" in str(decision["message"])
+    assert host.answer("behind-1")["outcome"] in {"granted", "no_seats", "already_enrolled"}
+    assert host.consumer.running()
 
 
 def test_entries_without_a_usable_request_id_are_kept_shortened_with_the_reason(host: Host) -> None:
