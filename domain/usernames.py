@@ -20,6 +20,37 @@ _FORBIDDEN_CATEGORIES = {
 }
 
 
+# Code points that render as nothing, or as a blank, whatever their category (Unicode's
+# Default_Ignorable_Code_Point, from DerivedCoreProperties.txt, and the Braille blank):
+# `carol` followed by a variation selector or a Hangul filler would look like `carol`.
+_INVISIBLE_RANGES = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x2800, 0x2800),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+# Cn: not assigned yet, Co: private use: no font shows them as what they are.
+_UNKNOWN_CATEGORIES = {"Cn": "the unassigned character", "Co": "the private-use character"}
+
+
+def _invisible(code_point: int) -> bool:
+    return any(first <= code_point <= last for first, last in _INVISIBLE_RANGES)
+
+
 class InvalidUsername(ValueError):
     """A user name the manager refuses; the message says why."""
 
@@ -41,7 +72,10 @@ def normalize_username(raw: object) -> str:
     if len(name) > MAX_USERNAME_LENGTH:
         raise InvalidUsername(_too_long(len(name)))
     for character in name:
-        what = _FORBIDDEN_CATEGORIES.get(unicodedata.category(character))
+        category = unicodedata.category(character)
+        what = _FORBIDDEN_CATEGORIES.get(category) or _UNKNOWN_CATEGORIES.get(category)
+        if what is None and _invisible(ord(character)):
+            what = "the invisible or blank character"
         if what is not None:
             raise InvalidUsername(
                 f"the user name contains {what} U+{ord(character):04X}; names with control, "

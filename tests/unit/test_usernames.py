@@ -62,3 +62,23 @@ def test_normalization_is_stable_or_refuses_clearly(raw: str) -> None:
     else:
         assert normalize_username(name) == name
         assert 1 <= len(name) <= MAX_USERNAME_LENGTH
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        "\u034f",  # combining grapheme joiner
+        "\ufe0f",  # variation selector
+        "\U000e0100",  # variation selector supplement
+        "\u115f",  # Hangul choseong filler
+        "\u3164",  # Hangul filler
+        "\uffa0",  # halfwidth Hangul filler
+        "\u2800",  # Braille pattern blank
+        "\u17b4",  # Khmer vowel inherent
+        "\u0378",  # unassigned
+        "\ue000",  # private use
+    ],
+)
+def test_a_name_with_a_character_that_shows_as_nothing_is_refused(hidden: str) -> None:
+    with pytest.raises(InvalidUsername, match=r"character U\+"):
+        normalize_username("carol" + hidden)
