@@ -309,6 +309,7 @@ class EnrolmentConsumer:
     def _settle(self, settlement: Settlement) -> None:
         if not (settlement.answers or settlement.kept or settlement.entry_ids):
             return
+        settlement.answers = _one_answer_per_request(settlement.answers)
         while True:
             try:
                 self.stream.settle(settlement)
@@ -383,6 +384,19 @@ def _log_batch(taken: int, outcomes: Counter[str], seconds: float) -> None:
             "duration_ms": round(seconds * 1000, 1),
         },
     )
+
+
+def _one_answer_per_request(answers: Sequence[Answer]) -> list[Answer]:
+    """One decision per request id, the store's own first (the one its audit log records).
+
+    Two entries of one batch may carry the same request id: a start sent twice, or an id
+    reused for another user. The first decision the store made for it is the one the host
+    reads; a refusal of the entry itself never replaces it.
+    """
+    chosen: dict[str, Answer] = {}
+    for answer in sorted(answers, key=lambda answer: answer.document["outcome"] == "invalid_request"):
+        chosen.setdefault(answer.request_id, answer)
+    return list(chosen.values())
 
 
 def _document(decision: EnrolmentDecision, now: datetime) -> dict[str, Any]:

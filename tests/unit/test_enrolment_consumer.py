@@ -9,7 +9,7 @@ from typing import Any
 import redis
 from sqlalchemy.exc import OperationalError
 
-from domain.enrolment import EnrolmentDecision, EnrolmentRequest, Outcome, decision_for
+from domain.enrolment import EnrolmentDecision, EnrolmentRequest, InvalidEnrolment, Outcome, decision_for
 from worker.enrolment_consumer import ConsumerOptions, EnrolmentConsumer
 from worker.requests_stream import Entry, Settlement
 
@@ -200,3 +200,33 @@ def test_redis_refusing_the_settlement_for_a_while_pauses_and_loses_nothing() ->
     stream = RefusingStream([entry("1-0", request_id="r0", username="bob")])
     consumer_of(stream).step()
     assert stream.answers()["r0"]["outcome"] == "granted"
+
+
+def test_one_request_id_in_two_entries_of_a_batch_gets_the_decision_the_store_made_first() -> None:
+    decided: list[str] = []
+
+    def decide(requests: Sequence[EnrolmentRequest], now: datetime) -> list[EnrolmentDecision]:
+        decisions = []
+        for request in requests:
+            if request.request_id in decided:
+                decisions.append(
+                    InvalidEnrolment("request_id was already used", request.request_id).decision()
+                )
+            else:
+                decided.append(str(request.request_id))
+                decisions.append(decision_for(Outcome.GRANTED, request.username, 1, 10, request.request_id))
+        return decisions
+
+    stream = StreamInMemory(
+        [
+            entry("1-0", request_id="r2", username=""),  # unreadable: refused before any decision
+            entry("1-1", request_id="r2", username="dave"),
+            entry("1-2", request_id="r2", username="erin"),
+        ]
+    )
+    consumer_of(stream, decide).step()
+    [settled] = stream.settled
+    assert [(answer.request_id, answer.document["username"]) for answer in settled.answers] == [
+        ("r2", "dave")
+    ]
+    assert sorted(settled.entry_ids) == ["1-0", "1-1", "1-2"]
