@@ -1,8 +1,8 @@
 """The Prometheus metrics of an installation, read from the store and Redis when scraped.
 
-No process keeps counters in memory: seats, licenses and license checks come from the
-store (license checks are `license_refreshed` audit events), the stream's figures from
-Redis, and enrolment decisions from the hash `avtor:enrol:stats`, which every enrolment
+No process keeps counters in memory: seats, licenses, open alerts and license checks come
+from the store (license checks are `license_refreshed` audit events), the stream's figures
+from Redis, and enrolment decisions from the hash `avtor:enrol:stats`, which every enrolment
 consumer increments in the script that settles its batch. So any number of consumers add
 up, and the endpoint can be restarted or run twice without losing a count.
 """
@@ -24,6 +24,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from domain.alerts import AlertKind
 from domain.events import AuditEvent, EventKind
 from domain.licenses import LicenseStatus, masked_key
 from domain.ports import Store
@@ -64,6 +65,7 @@ class InstallationCollector(Collector):
         status = describe_ledger(source.store, source.clock(), source.grace_period, source.policy)
         with source.store.reading() as uow:
             checks = uow.events.list(kinds=(EventKind.LICENSE_REFRESHED,))
+            alerts = uow.alerts.open()
         counts = status.counts
         yield _gauge("avtor_seats_licensed", "Seats the licenses grant now.", counts.licensed)
         yield _gauge("avtor_seats_allocated", "Seats held by users.", counts.in_use)
@@ -116,6 +118,13 @@ class InstallationCollector(Collector):
         for result in CHECK_RESULTS:
             results.add_metric([result], tally[result])
         yield results
+        raised = GaugeMetricFamily(
+            "avtor_alerts_open", "Alerts raised and not yet resolved, by kind.", labels=["kind"]
+        )
+        open_by_kind = Counter(each.alert.kind for each in alerts)
+        for kind in AlertKind:
+            raised.add_metric([kind.value], open_by_kind[kind])
+        yield raised
 
     def _stream_metrics(self) -> Iterator[Metric]:
         try:
