@@ -25,6 +25,7 @@ from cli import (
     licenses,
     metrics,
     migrate,
+    notify,
     report,
     serve,
     status,
@@ -110,6 +111,7 @@ def parser() -> argparse.ArgumentParser:
         migrate,
         admins,
         tokens,
+        notify,
         serve,
         metrics,
     ):

@@ -12,7 +12,10 @@ from cli.licenses import LICENSE_HEADERS, license_document, license_rows
 from cli.output import emit_json, say, table, users_hold, when
 from cli.workers import WorkersUnavailable
 from config.settings import DEVELOPMENT_MODE_NOTICE
+from domain.alerts import OpenAlert
+from domain.moments import format_instant
 from domain.seat_policy import OverLimitPolicy
+from domain.services.alerts import open_alerts
 from domain.services.ledger import SeatCounts
 from domain.services.status import LedgerStatus, describe_ledger
 from tasks.messages import agreement_message, counts_message
@@ -30,16 +33,24 @@ def show_status(arguments: argparse.Namespace, context: Context) -> int:
     """Print the seat counts, the licenses and the agreement."""
     policy = OverLimitPolicy(context.settings.over_limit_policy)
     status = describe_ledger(context.store(), context.now(), context.settings.grace_period, policy)
+    alerts = open_alerts(context.store())
     development_mode = context.settings.development_mode
     if context.json:
         document = status_document(status, context.show_keys)
         emit_json(
-            {**document, "development_mode": development_mode, "enrolment": _enrolment_document(context)}
+            {
+                "alerts": [alert_document(alert) for alert in alerts],
+                **document,
+                "development_mode": development_mode,
+                "enrolment": _enrolment_document(context),
+            }
         )
         return 0
     if development_mode:
         say(DEVELOPMENT_MODE_NOTICE)
         say()
+    for line in alert_lines(alerts):
+        say(line)
     counts = status.counts
     say(f"Seats licensed: {counts.licensed}")
     say(f"Seats in use:   {counts.in_use}")
@@ -71,6 +82,32 @@ def show_status(arguments: argparse.Namespace, context: Context) -> int:
     for line in _enrolment_lines(context):
         say(line)
     return 0
+
+
+def alert_lines(alerts: list[OpenAlert]) -> list[str]:
+    """The open alerts, most recent first, each with what to do; then a blank line."""
+    if not alerts:
+        return []
+    lines = [f"OPEN ALERTS ({len(alerts)}):"]
+    for open_alert in alerts:
+        alert = open_alert.alert
+        lines.append(f"- {alert.summary} (since {when(open_alert.raised_at)})")
+        lines.append(f"  {alert.action}")
+    return [*lines, ""]
+
+
+def alert_document(open_alert: OpenAlert) -> dict[str, Any]:
+    """An open alert as `--json` shows it: the webhook's `alert` object."""
+    alert = open_alert.alert
+    return {
+        "key": alert.key,
+        "kind": alert.kind.value,
+        "subject": alert.subject,
+        "threshold": alert.threshold,
+        "raised_at": format_instant(open_alert.raised_at),
+        "summary": alert.summary,
+        "action": alert.action,
+    }
 
 
 def status_document(status: LedgerStatus, show_keys: bool) -> dict[str, Any]:

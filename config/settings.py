@@ -240,6 +240,17 @@ class Settings(BaseSettings):
         default=timedelta(minutes=1),
         description="How often the schedule looks for licenses whose re-validation is due.",
     )
+    alert_tick: Duration = Field(
+        default=timedelta(minutes=1),
+        description="How often the schedule evaluates the alerts' conditions and sends what began or ended.",
+    )
+    notice_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=30,
+        description="How many times a notice is tried on a channel (waiting 1 s, 2 s, 4 s ... between tries, "
+        "at most 5 min) before it is given up.",
+    )
     worker_pool: Literal["threads", "prefork", "solo"] = Field(
         default="threads",
         description="How a Celery worker runs admin tasks: in threads, in processes, or one at a time.",

@@ -132,7 +132,7 @@ def license_conditions(license: License, now: datetime, grace_period: timedelta)
                     license.id,
                     threshold,
                     f"The license {name} expires in {_days(left)}, at {format_instant(license.expires_at)}.",
-                    "Renew it with the vendor, then refresh it (avtorlm licenses refresh) so the new "
+                    "Renew it with the vendor, then refresh it (avtorlm license refresh) so the new "
                     "expiry is known; its seats are gone when it expires.",
                 )
             )
@@ -171,7 +171,7 @@ def seat_conditions(situation: Situation) -> list[Alert]:
                     f"{in_use} of {licensed} seats are allocated"
                     + (": none is free." if in_use >= licensed else f" ({licensed - in_use} free)."),
                     "Add a license or seats with the vendor, or remove users who no longer use Avtor "
-                    "(avtorlm users remove).",
+                    "(avtorlm user remove NAME).",
                 )
             )
     if in_use > licensed:
@@ -182,7 +182,7 @@ def seat_conditions(situation: Situation) -> list[Alert]:
                 "seats",
                 over,
                 f"{in_use} users hold seats but {licensed} are licensed: {over} over the limit.",
-                f"Remove {over} users (avtorlm users remove) or add licenses; "
+                f"Remove {over} users (avtorlm user remove NAME) or add licenses; "
                 "until then editors are refused.",
             )
         )
@@ -206,7 +206,7 @@ def _loss(subject: str, what: str, over: int) -> Alert:
         subject,
         1,
         f"{what}, and that put the installation {over} users over the limit.",
-        "Renew or add a license, or remove users (avtorlm users remove); until then editors are refused.",
+        "Renew or add a license, or remove users (avtorlm user remove NAME); until then editors are refused.",
     )
 
 
@@ -223,7 +223,7 @@ def refusal_condition(situation: Situation) -> list[Alert]:
             len(editors),
             f"{len(editors)} editors were refused for want of a seat in the last hour "
             f"({len(situation.refusals)} refusals): {shown}.",
-            "Add a license or seats, or remove users who no longer use Avtor (avtorlm users remove).",
+            "Add a license or seats, or remove users who no longer use Avtor (avtorlm user remove NAME).",
         )
     ]
 

@@ -15,6 +15,7 @@ from domain.agreement import Acceptance
 from domain.alerts import OpenAlert
 from domain.events import AuditEvent, EventKind, EventTally
 from domain.licenses import License, ServiceAnswer
+from domain.notices import Channel, DeliveryAttempt
 from domain.seats import Seat
 
 
@@ -102,6 +103,22 @@ class Alerts(Protocol):
     def replace(self, alerts: Sequence[OpenAlert]) -> None:
         """Remember exactly `alerts` as the open ones."""
         ...
+
+
+class NoticeChannels(Protocol):
+    """Where notices go, and every attempt to deliver one."""
+
+    def add_channel(self, channel: Channel) -> None: ...
+
+    def channels(self) -> list[Channel]: ...
+
+    def channel(self, name: str) -> Channel | None: ...
+
+    def remove_channel(self, name: str) -> bool: ...
+
+    def record_attempt(self, attempt: DeliveryAttempt) -> None: ...
+
+    def attempts(self, limit: int = 100) -> list[DeliveryAttempt]: ...
 
 
 class UnitOfWork(Protocol):

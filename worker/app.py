@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> Celery:
     """The Celery application for `settings`."""
-    app = Celery("avtor", include=["tasks.admin", "tasks.seats"])
+    app = Celery("avtor", include=["tasks.admin", "tasks.seats", "tasks.alerts"])
     app.conf.update(celery_configuration(settings))
     return app
 

@@ -3,6 +3,7 @@
 When each license is due lives in the store, not in beat: a tick claims due
 licenses atomically, so beat may restart, miss runs or run twice by mistake and
 every license is still checked once per interval (and once after missed runs).
+A tick every AVTOR_ALERT_TICK evaluates the alerts; the store remembers what was sent.
 With AVTOR_RECLAIM_IDLE_AFTER set, an hourly tick takes back idle seats; it too
 may run twice or late without harm (it takes back what is idle when it runs).
 """
@@ -13,6 +14,7 @@ from config import Settings
 
 REVALIDATE_DUE = "avtor.admin.revalidate_due"
 RECLAIM_IDLE = "avtor.admin.reclaim_idle"
+EVALUATE_ALERTS = "avtor.admin.evaluate_alerts"
 # Reclamation is counted in days: looking once an hour is timely enough.
 RECLAIM_TICK = 3600.0
 
@@ -27,6 +29,13 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, object]]:
             # A tick no worker took in time is worth nothing: the next one does the same work.
             "options": {"expires": tick},
         }
+    }
+    alert_tick = settings.alert_tick.total_seconds()
+    # Which alerts were sent lives in the store: a tick run twice or late repeats none.
+    schedule["evaluate-alerts"] = {
+        "task": EVALUATE_ALERTS,
+        "schedule": alert_tick,
+        "options": {"expires": alert_tick},
     }
     if settings.reclaim_idle_after is not None:
         schedule["reclaim-idle-seats"] = {

@@ -15,6 +15,9 @@ _TABLES = (
     "administrators",
     "api_tokens",
     "sign_in_failures",
+    "open_alerts",
+    "notice_channels",
+    "notice_deliveries",
 )
 
 
