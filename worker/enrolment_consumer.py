@@ -119,7 +119,11 @@ class Pause:
             self.since = time.monotonic()
             log.warning("%s (%s): deciding is paused and resumes by itself.", what, _first_line(error))
         self.attempt += 1
-        self.stopping.wait(random.uniform(0.05, min(2.0, 0.1 * 2 ** min(self.attempt, 5))))
+        delay = random.uniform(0.05, min(2.0, 0.1 * 2 ** min(self.attempt, 5)))
+        if self.stopping.is_set():
+            time.sleep(delay)  # stopping, but still trying to finish the batch in hand: no busy loop
+        else:
+            self.stopping.wait(delay)
 
     def over(self) -> None:
         if self.since is not None:
@@ -168,7 +172,7 @@ class EnrolmentConsumer:
             REQUESTS_STREAM,
             self.options.batch_size,
         )
-        while not self.stopping.is_set():
+        while not self.stop_requested():
             try:
                 self.step()
                 self.pause.over()
@@ -187,10 +191,15 @@ class EnrolmentConsumer:
         log.info("Enrolment consumer %s stopped.", self.stream.consumer)
 
     def stop(self) -> None:
-        """Ask the consumer to stop once the batch in hand is decided."""
+        """Ask the consumer to stop once the batch in hand is decided (safe in a signal handler)."""
+        # Only a plain assignment: a handler that took the Event's lock could deadlock with a
+        # wait the signal interrupted. The loop sees the request within one pause.
         if self.stop_asked_at is None:
             self.stop_asked_at = time.monotonic()
-        self.stopping.set()
+
+    def stop_requested(self) -> bool:
+        """Whether the consumer was asked to stop, by stop() or by setting its `stopping` event."""
+        return self.stop_asked_at is not None or self.stopping.is_set()
 
     def step(self) -> int:
         """Take what waits, decide it, settle it; return how many entries were taken."""
@@ -350,10 +359,10 @@ class EnrolmentConsumer:
         while True:
             try:
                 call()
-            except REDIS_ERRORS as error:
-                if self.stopping.is_set():
+            except (*REDIS_ERRORS, redis.ResponseError) as error:
+                if self.stop_requested():
                     return
-                self.pause.wait("Redis cannot be reached", error)
+                self.pause.wait("Redis cannot be reached or refused the consumer group", error)
                 continue
             self.pause.over()
             return
@@ -442,7 +451,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"The enrolment consumer cannot start: {error}", file=sys.stderr)
         return 2
     name = arguments.name or f"{socket.gethostname()}-{os.getpid()}"
-    stream = RequestStream(redis_client(settings), name, int(settings.result_expires.total_seconds()))
+    # EXPIRE takes whole seconds, and 0 would delete each decision at once.
+    decision_ttl = max(1, int(settings.result_expires.total_seconds()))
+    stream = RequestStream(redis_client(settings), name, decision_ttl)
     store = wiring.enrolment_store()
     grace, policy = settings.grace_period, OverLimitPolicy(settings.over_limit_policy)
     reclaim_after = settings.reclaim_idle_after

@@ -167,6 +167,38 @@ return 1
 """.replace("LATENCY_BOUNDS_MS", ", ".join(str(bound) for bound in LATENCY_BOUNDS_MS))
 
 
+# KEYS[1] the stream, KEYS[2] the consumers' last reads. ARGV: group, this consumer, how
+# long (ms) a consumer must have been silent. Removes, from the group and the last reads,
+# every other consumer that holds nothing and has been silent that long; returns their names.
+_FORGET_SCRIPT = """
+local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+if type(consumers) ~= 'table' or consumers.err then return {} end
+local t = redis.call('TIME')
+local now, silent = t[1] * 1000 + math.floor(t[2] / 1000), tonumber(ARGV[3])
+local last_read = {}
+local reads = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = 1, #reads, 2 do last_read[reads[i]] = tonumber(reads[i + 1]) end
+-- Every consumer the group or the last reads know, with what it holds (0: nothing).
+local holding = {}
+for name in pairs(last_read) do holding[name] = 0 end
+for _, consumer in ipairs(consumers) do
+  local info = {}
+  for i = 1, #consumer, 2 do info[consumer[i]] = consumer[i + 1] end
+  holding[info['name']] = tonumber(info['pending'])
+end
+local gone = {}
+for name, pending in pairs(holding) do
+  local seen = last_read[name]
+  if name ~= ARGV[2] and pending == 0 and (not seen or now - seen > silent) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    redis.call('ZREM', KEYS[2], name)
+    table.insert(gone, name)
+  end
+end
+return gone
+"""
+
+
 @dataclass(frozen=True)
 class Entry:
     """One entry as read: its id, the known fields (values cut), and what it really weighs."""
@@ -230,6 +262,7 @@ class RequestStream:
         self.decision_ttl_seconds = decision_ttl_seconds
         self._script = client.register_script(_READ_SCRIPT)
         self._settle = client.register_script(_SETTLE_SCRIPT)
+        self._forget = client.register_script(_FORGET_SCRIPT)
 
     def ensure_group(self) -> None:
         """Create the stream and its group if needed; entries added before any consumer ran are read too."""
@@ -262,7 +295,7 @@ class RequestStream:
             json.dumps(answer.document, ensure_ascii=False, separators=(",", ":"))
             for answer in settlement.answers
         ]
-        kept = [json.dumps(entry, ensure_ascii=True) for entry in settlement.kept]
+        kept = [json.dumps(entry, ensure_ascii=False) for entry in settlement.kept]
         self._settle(
             keys=[REQUESTS_STREAM, KEPT_KEY, STATS_KEY, *decision_keys],
             args=[
@@ -277,16 +310,15 @@ class RequestStream:
         )
 
     def forget_departed(self, idle_ms: int) -> list[str]:
-        """Remove consumers that hold nothing and have not read for `idle_ms`."""
-        departed = [
-            consumer.name
-            for consumer in read_consumers(self.client)
-            if consumer.pending == 0 and consumer.idle_ms > idle_ms and consumer.name != self.consumer
-        ]
-        for name in departed:
-            self.client.xgroup_delconsumer(REQUESTS_STREAM, CONSUMER_GROUP, name)
-            self.client.zrem(CONSUMERS_KEY, name)
-        return departed
+        """Remove consumers that hold nothing and have not read for `idle_ms`, in one atomic step.
+
+        Checking and removing at once matters: removing a consumer drops what it holds, so
+        one that took entries between a check and a removal would lose them.
+        """
+        departed = self._forget(
+            keys=[REQUESTS_STREAM, CONSUMERS_KEY], args=[CONSUMER_GROUP, self.consumer, idle_ms]
+        )
+        return [_text(name) for name in departed]
 
     def _run(self, mode: str, count: int, *claim: str) -> tuple[str, list[Entry]]:
         limits = [str(FIELD_READ_BYTES), str(OTHER_NAMES_SHOWN), str(OTHER_NAME_BYTES)]
