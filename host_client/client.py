@@ -108,7 +108,8 @@ class EnrolmentClient:
         deadline = time.monotonic() + timeout
         longest = self._longest_wait()
         while (remaining := deadline - time.monotonic()) > 0:
-            wait = remaining if longest is None else min(remaining, longest)
+            # Redis rounds a wait under a millisecond to 0, which means "forever": never send one.
+            wait = max(0.01, remaining if longest is None else min(remaining, longest))
             popped: Sequence[bytes] | None = self.redis.blpop([key], wait)  # type: ignore[assignment]
             if popped is not None:
                 return read_decision(popped[1])
