@@ -46,11 +46,11 @@ def show_status(arguments: argparse.Namespace, context: Context) -> int:
             }
         )
         return 0
+    for line in alert_lines(alerts):
+        say(line)
     if development_mode:
         say(DEVELOPMENT_MODE_NOTICE)
         say()
-    for line in alert_lines(alerts):
-        say(line)
     counts = status.counts
     say(f"Seats licensed: {counts.licensed}")
     say(f"Seats in use:   {counts.in_use}")

@@ -20,6 +20,7 @@ from domain.moments import format_instant, require_utc
 from domain.refusals import Refused
 from domain.services.access import sign_in, sign_out
 from domain.services.agreement import accept_agreement, agreement_in_force
+from domain.services.alerts import open_alerts
 from domain.services.audit import audit_log
 from domain.services.reclamation import idle_page
 from domain.services.status import describe_ledger
@@ -182,6 +183,7 @@ def license_tab(request: Request, principal: Agreed) -> Response:
         licenses=rows,
         policy=ledger.policy,
         refused=ledger.refused,
+        alerts=open_alerts(console.store),
     )
 
 
