@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from celery import Task
 
 from domain.notices import notice_document
@@ -35,7 +36,12 @@ def notice_backoff(attempt: int) -> float:
 @app.task(name="avtor.admin.evaluate_alerts", base=AdminTask, ignore_result=True)
 def evaluate_alerts() -> dict[str, Any]:
     """The schedule's tick: raise the alerts whose condition began, resolve those that ended."""
-    backlog = wiring.enrolment_backlog()
+    try:
+        backlog = wiring.enrolment_backlog()
+    except redis.RedisError as error:
+        # Redis down is no reason to keep quiet about licenses and seats; the next tick looks again.
+        log.warning("The enrolment stream could not be read for the alerts: %s", error.__class__.__name__)
+        backlog = None
     store = wiring.store()
     notices = evaluate_alerts_(store, wiring.now(), wiring.settings().grace_period, backlog)
     if not notices:
@@ -50,7 +56,8 @@ def evaluate_alerts() -> dict[str, Any]:
     return done(f"{len(documents)} notices sent to {len(channels)} channels.", notices=documents)
 
 
-@app.task(name=DELIVER_NOTICE, base=AdminTask, bind=True, max_retries=None)
+# Failed deliveries stop at AVTOR_NOTICE_ATTEMPTS (at most 30); this only bounds store hiccups too.
+@app.task(name=DELIVER_NOTICE, base=AdminTask, bind=True, max_retries=40)
 def deliver_notice(self: Task, channel: str, notice: dict[str, Any]) -> dict[str, Any]:
     """Deliver one notice to one channel; a failure is recorded and tried again later."""
     attempt, attempts = self.request.retries + 1, wiring.settings().notice_attempts

@@ -14,9 +14,13 @@ from domain.alerts import (
     current_alerts,
     reconcile,
 )
+from domain.enrolment import Outcome
 from domain.events import EventKind
 from domain.licenses import seats_licensed
 from domain.ports import Store
+
+# Refusals for want of a seat; a malformed start is the host's problem, not a lack of seats.
+WANT_OF_A_SEAT = frozenset({Outcome.NO_SEATS.value, Outcome.OVER_LIMIT.value})
 
 
 def evaluate_alerts(
@@ -35,7 +39,11 @@ def evaluate_alerts(
             licenses=licenses,
             seats_licensed=seats_licensed(licenses, now, grace_period),
             seats_in_use=uow.seats.count(),
-            refusals=uow.events.list([EventKind.SEAT_REFUSED], since=now - REFUSAL_SUMMARY_EVERY),
+            refusals=[
+                event
+                for event in uow.events.list([EventKind.SEAT_REFUSED], since=now - REFUSAL_SUMMARY_EVERY)
+                if event.outcome in WANT_OF_A_SEAT
+            ],
             removals=uow.events.list([EventKind.LICENSE_REMOVED], since=now - REMOVAL_LOOKBACK),
             backlog=backlog,
         )

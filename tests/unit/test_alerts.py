@@ -127,7 +127,7 @@ def test_an_expired_license_that_put_users_over_the_limit_is_named() -> None:
 
 
 def refusal(name: str, at: datetime) -> AuditEvent:
-    return AuditEvent(EventKind.SEAT_REFUSED, at, "editor-start", name, 1, 1, 1, 1, outcome="no_seat")
+    return AuditEvent(EventKind.SEAT_REFUSED, at, "editor-start", name, 1, 1, 1, 1, outcome="no_seats")
 
 
 def test_refusals_are_summarized_at_most_once_an_hour_with_who_was_refused() -> None:
@@ -144,6 +144,14 @@ def test_refusals_are_summarized_at_most_once_an_hour_with_who_was_refused() -> 
     assert again == [(AlertKind.EDITORS_REFUSED, 2)]
     later = evaluate_alerts(store, NOW + timedelta(hours=3), GRACE)
     assert raised(later, NoticeKind.RESOLVED) == [(AlertKind.EDITORS_REFUSED, 2)]
+
+
+def test_a_malformed_start_is_no_refusal_for_want_of_a_seat() -> None:
+    store = store_with(a_license(seats=10), users=1)
+    store.ledger.events.append(
+        AuditEvent(EventKind.SEAT_REFUSED, NOW, "editor-start", "x", 10, 10, 1, 1, outcome="invalid_request")
+    )
+    assert evaluate_alerts(store, NOW, GRACE) == []
 
 
 def test_entries_waiting_with_no_consumer_raise_an_alert_resolved_when_one_reads() -> None:
