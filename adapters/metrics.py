@@ -166,7 +166,8 @@ def check_result(event: AuditEvent) -> str:
     """What the check an audit event records came to."""
     if event.outcome in CHECK_RESULTS:
         return event.outcome
-    # Checks are recorded with the sentence the administrator reads (describe_check).
+    # Checks recorded before their result was kept with them: by the sentence the
+    # administrator reads (domain.services.revalidation.describe_check).
     if "was refused by the license service" in event.detail:
         return "rejected"
     if " is verified" in event.detail:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -188,9 +188,9 @@ def _check(
             uow.licenses.save(license)
             after = count_seats(uow, now, rules.grace_period)
             message = describe_check(license, result, now, rules.grace_period)
-            uow.events.record(
-                [before.event(EventKind.LICENSE_REFRESHED, now, actor, masked_key(key), after, message)]
-            )
+            event = before.event(EventKind.LICENSE_REFRESHED, now, actor, masked_key(key), after, message)
+            # The check's result is kept with it: the metrics count checks by result from the store.
+            uow.events.record([replace(event, outcome=_outcome(result, license).value)])
             uow.commit()
         else:
             message = "Another check of this license finished first; its result stands."

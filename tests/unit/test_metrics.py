@@ -20,11 +20,15 @@ from redis.retry import Retry
 from adapters.metrics import InstallationCollector, LedgerSource, check_result
 from domain.alerts import AlertKind
 from domain.events import AuditEvent, EventKind
-from domain.licenses import License
+from domain.licenses import License, ServiceAnswer
+from domain.ports import Unverifiable, Verified
 from domain.seat_policy import OverLimitPolicy
 from domain.seats import Assignment, Seat
+from domain.services.agreement import accept_agreement
 from domain.services.alerts import evaluate_alerts
-from tests.fakes import FakeStore
+from domain.services.licenses import add_license
+from domain.services.revalidation import RevalidationRules, refresh_license
+from tests.fakes import FakeLicenseService, FakeStore
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2027, 3, 1, 12, tzinfo=UTC)
@@ -176,3 +180,24 @@ def test_promtool_accepts_the_alert_rules() -> None:
         ["promtool", "check", "rules", str(rules)], capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_license_checks_are_counted_by_the_result_the_check_recorded() -> None:
+    key = "AVTR-7Q2M-K9XD-4HFT-PL3C"
+    answer = ServiceAnswer(key, "active", 10, NOW + 200 * DAY, NOW, "Example Corp")
+    store, service = FakeStore(), FakeLicenseService({key: Verified(answer)})
+    accept_agreement("admin", store, NOW, GRACE)
+    add_license(key, "admin", store, service, NOW, GRACE, 3 * DAY)
+    rules = RevalidationRules(revalidate_every=3 * DAY, lease=timedelta(minutes=5), grace_period=GRACE)
+    refresh_license(key, "ada", store, service, NOW + timedelta(hours=1), rules)
+    service.results[key] = Unverifiable("the license service did not answer")
+    refresh_license(key, "ada", store, service, NOW + timedelta(hours=2), rules)
+
+    assert [event.outcome for event in store.ledger.events if event.kind is EventKind.LICENSE_REFRESHED] == [
+        "verified",
+        "could_not_verify",
+    ]
+    samples = scrape(store)
+    assert samples[("avtor_license_checks_total", (("result", "verified"),))] == 1
+    assert samples[("avtor_license_checks_total", (("result", "could_not_verify"),))] == 1
+    assert samples[("avtor_license_checks_total", (("result", "rejected"),))] == 0
