@@ -118,7 +118,10 @@ def list_channels(arguments: argparse.Namespace, context: Context) -> int:
             "Add one with `avtorlm notify add-webhook` or `avtorlm notify add-email`."
         )
         return 0
-    rows = [[c.name, c.kind.value, _where(c), masked_secret(c.secret), when(c.created_at)] for c in channels]
+    rows = [
+        [c.name, c.kind.value, channel_where(c), masked_secret(c.secret), when(c.created_at)]
+        for c in channels
+    ]
     say(table(["NAME", "KIND", "TARGET", "SECRET", "ADDED"], rows))
     return 0
 
@@ -135,7 +138,8 @@ def channel_message(channel: Channel) -> dict[str, Any]:
     }
 
 
-def _where(channel: Channel) -> str:
+def channel_where(channel: Channel) -> str:
+    """Where a channel's notices go: the URL, or the recipients and the SMTP server (no secret)."""
     if channel.kind is ChannelKind.EMAIL:
         options = channel.options
         tls = "STARTTLS" if options.get("starttls", True) else "no TLS"

@@ -14,7 +14,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from cli.events import event_document
+from cli.notify import channel_message
 from cli.report import report_document, write_csv
+from cli.status import alert_document
 from cli.users import seat_document
 from config.settings import parse_duration
 from domain.agreement import AGREEMENT_TEXT, AGREEMENT_VERSION
@@ -23,6 +25,7 @@ from domain.licenses import masked_key
 from domain.moments import parse_instant
 from domain.refusals import Refused
 from domain.services.agreement import accept_agreement, agreement_in_force
+from domain.services.alerts import open_alerts
 from domain.services.audit import audit_log, seat_report
 from domain.services.licenses import LicenseView, add_license, remove_license, seats_until
 from domain.services.status import LedgerStatus, describe_ledger
@@ -30,7 +33,7 @@ from domain.services.users import add_user, list_users, remove_users
 from tasks.messages import agreement_message, counts_message
 from web.auth import Principal, agreed, console_of, csrf_checked
 from web.console import Console
-from web.views import changes, describe_changes, license_document, status_document
+from web.views import changes, describe_changes, license_document, notice_channels, status_document
 
 PAGE_LIMIT = 100
 MAX_LIMIT = 1000
@@ -104,6 +107,18 @@ def summary(request: Request, principal: SignedIn) -> dict[str, Any]:
     accepted = ledger.agreement is not None and ledger.agreement.is_current
     fingerprint = f"{last_event}.{ledger.counts.in_use}.{ledger.counts.licensed}.{int(accepted)}"
     return {**counts_message(ledger.counts), "fingerprint": fingerprint}
+
+
+@router.get("/alerts", summary="The open alerts, most recent first")
+def alerts(request: Request, principal: Agreed) -> dict[str, Any]:
+    """The alerts raised and not yet resolved, as `avtorlm status --json` lists them."""
+    return {"alerts": [alert_document(alert) for alert in open_alerts(console_of(request).store)]}
+
+
+@router.get("/notify/channels", summary="Where alerts are sent: webhooks and e-mail, secrets masked")
+def notify_channels(request: Request, principal: Agreed) -> dict[str, Any]:
+    """The channels as `avtorlm notify list --json` shows them: never a secret in full."""
+    return {"channels": [channel_message(channel) for channel in notice_channels(console_of(request).store)]}
 
 
 @router.get("/licenses", summary="Every license")

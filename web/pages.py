@@ -38,7 +38,7 @@ from web.auth import (
     is_secure,
     set_session_cookie,
 )
-from web.views import banner_for, removal_warning
+from web.views import banner_for, channel_row, notice_channels, removal_warning
 
 USERS_PER_PAGE = 50
 EVENTS_SHOWN = 200
@@ -161,7 +161,7 @@ def agreement_accepted(request: Request, principal: SignedIn) -> Response:
 
 @router.get("/license")
 def license_tab(request: Request, principal: Agreed) -> Response:
-    """Every license, the totals, the over-limit policy, and what to do when seats run out."""
+    """Every license, the totals, the over-limit policy, what to do when seats run out, alerts, channels."""
     console = console_of(request)
     ledger = describe_ledger(console.store, console.now(), console.grace_period, console.over_limit_policy)
     rows = [
@@ -184,6 +184,7 @@ def license_tab(request: Request, principal: Agreed) -> Response:
         policy=ledger.policy,
         refused=ledger.refused,
         alerts=open_alerts(console.store),
+        channels=[channel_row(channel) for channel in notice_channels(console.store)],
     )
 
 

@@ -8,7 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.sql import SqlStore
+from adapters.sql.notices import SqlNotices
+from cli.notify import channel_where
 from domain.licenses import masked_key
+from domain.notices import Channel, masked_secret
+from domain.ports import Store
 from domain.seat_policy import OverLimitPolicy
 from domain.services.ledger import SeatCounts
 from domain.services.licenses import LicenseView
@@ -33,6 +38,26 @@ class Banner:
     level: str  # "danger" or "warning"
     title: str
     text: str
+
+
+@dataclass(frozen=True)
+class ChannelRow:
+    """A notice channel as the License tab lists it: never its secret in full."""
+
+    name: str
+    kind: str
+    where: str
+    secret: str
+
+
+def notice_channels(store: Store) -> list[Channel]:
+    """The channels alerts are sent to, by name (as `avtorlm notify list` reads them)."""
+    return SqlNotices(store.engine).channels() if isinstance(store, SqlStore) else []
+
+
+def channel_row(channel: Channel) -> ChannelRow:
+    """A channel for the License tab: kind, where notices go, the secret masked."""
+    return ChannelRow(channel.name, channel.kind.value, channel_where(channel), masked_secret(channel.secret))
 
 
 def license_document(view: LicenseView) -> dict[str, Any]:

@@ -15,11 +15,18 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
 import requests
 
+from adapters.sql import SqlStore
+from domain.licenses import ServiceAnswer
+from domain.ports import Verified
+from domain.services.alerts import evaluate_alerts
+from domain.services.licenses import add_license
+from tests.fakes import FakeLicenseService
 from tests.support.cli import AVTORLM, Avtorlm
 from tests.support.console import (
     ADMIN_NAME,
@@ -444,3 +451,66 @@ def test_the_openapi_document_describes_the_api_to_signed_in_clients(manager: In
     assert {"/api/v1/licenses", "/api/v1/users", "/api/v1/events", "/api/v1/report"} <= set(document["paths"])
     wrong = browser.api("POST", "/users", {"nom": "bob"})
     assert wrong.status_code == 422 and wrong.json()["ok"] is False
+
+
+def test_the_open_alerts_and_the_channels_show_with_their_secrets_masked(
+    console_with: Any, sqlite_url: str
+) -> None:
+    console = console_with()
+    webhook_secret, smtp_password = "whsec-console-signing-key-0001", "smtp-console-password-0002"
+    for arguments, secret in [
+        (["add-webhook", "ops-webhook", "https://hooks.example/avtor", "--secret-stdin"], webhook_secret),
+        (
+            [
+                "add-email",
+                "it-mail",
+                "ops@example.com",
+                "--host",
+                "smtp.example.com",
+                "--from",
+                "lm@example.com",
+                "--user",
+                "avtor",
+                "--password-stdin",
+            ],
+            smtp_password,
+        ),
+    ]:
+        added = subprocess.run(
+            [str(AVTORLM), "notify", *arguments],
+            input=secret + "\n",
+            env=console.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert added.returncode == 0, added.stderr
+    browser = Browser(console.url)
+    assert browser.sign_in().status_code == 303
+    browser.ok("POST", "/agreement")
+    assert browser.ok("GET", "/alerts") == {"alerts": []}
+    now, grace = datetime.now(UTC), timedelta(days=14)
+    answer = ServiceAnswer("AVTR-CON6-SOON-0006", "active", 5, now + timedelta(days=6), now, "Example Corp")
+    service = FakeLicenseService({answer.key: Verified(answer)})
+    store = SqlStore(migrated_engine(sqlite_url))
+    try:
+        add_license(answer.key, ADMIN_NAME, store, service, now, grace, timedelta(days=3))
+        assert evaluate_alerts(store, now, grace)
+    finally:
+        store.engine.dispose()
+    [alert] = browser.ok("GET", "/alerts")["alerts"]
+    assert (alert["kind"], alert["threshold"]) == ("license_expires", 7) and alert["action"]
+
+    channels = browser.ok("GET", "/notify/channels")["channels"]
+    assert [(c["name"], c["kind"], c["target"]) for c in channels] == [
+        ("it-mail", "email", "ops@example.com"),
+        ("ops-webhook", "webhook", "https://hooks.example/avtor"),
+    ]
+    assert [c["secret"] for c in channels] == ["****02", "****01"]
+    page = browser.get("/license").text
+    assert f'data-alert="{alert["key"]}"' in page and 'data-channel="ops-webhook"' in page
+    assert "ops@example.com via smtp.example.com:587 (STARTTLS, user avtor)" in page
+    for shown in (page, browser.api("GET", "/notify/channels").text, browser.api("GET", "/alerts").text):
+        assert webhook_secret[:-2] not in shown and smtp_password[:-2] not in shown
