@@ -56,6 +56,7 @@ REDIS_USER_OF = {
     "beat": Role.WORKER,
     "avtorlm": Role.ADMIN,
     "console": Role.ADMIN,
+    "metrics": Role.ADMIN,
 }
 # The manager's processes (the services that run the image's manager code).
 MANAGER_SERVICES = ("migrate", *REDIS_USER_OF)
@@ -182,7 +183,19 @@ def string_values(tree: Any) -> list[str]:
 
 
 def test_the_services_are_the_whole_system_and_the_development_server_only_in_development() -> None:
-    production = {"redis", "postgres", "migrate", "enrolment", "worker-admin", "beat", "console", "avtorlm"}
+    production = {
+        *(
+            "redis",
+            "postgres",
+            "migrate",
+            "enrolment",
+            "worker-admin",
+            "beat",
+            "console",
+            "metrics",
+            "avtorlm",
+        )
+    }
     assert set(SERVICES) == production
     assert set(DEVELOPMENT_SERVICES) == production | {"license-server"}
     # The development variant adds the development server and tells each manager process about
@@ -215,7 +228,8 @@ def test_the_merge_follows_the_compose_specification() -> None:
 
 
 @pytest.mark.parametrize(
-    "service", ["migrate", "enrolment", "worker-admin", "beat", "console", "license-server", "avtorlm"]
+    "service",
+    ["migrate", "enrolment", "worker-admin", "beat", "console", "metrics", "license-server", "avtorlm"],
 )
 def test_each_command_is_a_real_entry_point_of_the_project(service: str) -> None:
     services = SERVICES if service in SERVICES else DEVELOPMENT_SERVICES
@@ -233,6 +247,12 @@ def test_each_command_is_a_real_entry_point_of_the_project(service: str) -> None
         assert understood["command"] == "serve"
         assert (understood["host"], understood["port"]) == ("0.0.0.0", 8480)
         assert (understood["tls_cert"], understood["tls_key"]) == (None, None)
+    if service == "metrics":
+        # `avtorlm metrics-serve`, on every address of its container, published on loopback only.
+        assert understood["command"] == "metrics-serve"
+        assert (understood["host"], understood["port"]) == ("0.0.0.0", 9480)
+        assert services[service]["ports"] == ["127.0.0.1:9480:9480"]
+        assert services[service]["environment"] == SERVICES["avtorlm"]["environment"]
     # The development variant changes no command.
     assert service_argv(service, DEVELOPMENT_SERVICES) == service_argv(service, services)
 
