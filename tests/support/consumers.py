@@ -2,95 +2,26 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-from tests.support.workers import ROOT
+from tests.support.child_process import ChildProcess
 
 READY = "is ready"
 
 
-class ConsumerProcess:
+class ConsumerProcess(ChildProcess):
     """One enrolment consumer as a child process in a session of its own, logging to a file."""
 
     def __init__(self, env: dict[str, str], name: str = "consumer", *extra: str) -> None:
-        self.env = env
-        self.name = name
+        super().__init__(env, name)
         self.arguments = ["--name", name, *extra]
-        self.log_path = Path(tempfile.mkstemp(prefix=f"avtor-{name}-", suffix=".log")[1])
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_for: str | None = READY, timeout: float = 60.0) -> ConsumerProcess:
         """Start it and, unless `wait_for` is None, wait until its log says it reads the stream."""
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "worker.enrolment_consumer", *self.arguments],
-                env=self.env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.launch([sys.executable, "-m", "worker.enrolment_consumer", *self.arguments])
         if wait_for is not None:
             self.wait_for_log(wait_for, timeout)
         return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None, "not started"
-        return self.process.pid
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_log(self, text: str, timeout: float = 60.0, count: int = 1) -> None:
-        """Wait until `text` appears `count` times in the log; fail with the log if it does not."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.log().count(text) >= count:
-                return
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.process.returncode}:\n{self.log()[-5000:]}"
-                )
-            time.sleep(0.05)
-        raise TimeoutError(f"{self.name} did not log {text!r} within {timeout} s:\n{self.log()[-5000:]}")
-
-    def kill(self) -> None:
-        """SIGKILL it and anything it started, as an orchestrator would."""
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM (it finishes the batch in hand); SIGKILL if it does not end in time. The exit code."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        return self.process.returncode
-
-    def cleanup(self) -> None:
-        """Stop it and remove its log."""
-        self.stop()
-        self.log_path.unlink(missing_ok=True)
 
 
 class Consumers:
