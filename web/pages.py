@@ -16,7 +16,7 @@ from domain.access import SignInThrottled
 from domain.agreement import AGREEMENT_TEXT, AGREEMENT_VERSION
 from domain.events import EventKind
 from domain.licenses import masked_key
-from domain.moments import format_instant, require_utc
+from domain.moments import format_instant
 from domain.refusals import Refused
 from domain.services.access import sign_in, sign_out
 from domain.services.agreement import accept_agreement, agreement_in_force
@@ -55,8 +55,8 @@ SignedIn = Annotated[Principal, Depends(csrf_checked)]
 
 
 def when(moment: datetime | None) -> str:
-    """An instant as the pages show it: UTC to the minute."""
-    return "—" if moment is None else require_utc(moment).strftime("%Y-%m-%d %H:%M UTC")
+    """An instant as the pages show it: written as everywhere else (RFC 3339 UTC to the second)."""
+    return "—" if moment is None else format_instant(moment)
 
 
 def iso(moment: datetime | None) -> str:
