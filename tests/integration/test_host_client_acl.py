@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from host_client import REQUESTS_STREAM, Decision, EnrolmentClient, EnrolmentTimeout, decision_key, enrol
-from tests.support.host_redis import CONTRACT_RULE, guide_acl_rule, host_user
+from host_client import REQUESTS_STREAM, EnrolmentClient, EnrolmentTimeout, decision_key, enrol
+from tests.support.host_redis import CONTRACT_RULE, a_decision, guide_acl_rule, host_user
 from tests.support.servers import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -33,19 +33,6 @@ def host_url(redis_service: RedisServer) -> Iterator[str]:
         yield url
 
 
-def decided(request_id: str, **changes: object) -> Decision:
-    decision: Decision = {
-        "request_id": request_id,
-        "username": "sitecore\\bob",
-        "allowed": True,
-        "outcome": "granted",
-        "message": "Seat granted: 1 of 5 seats in use.",
-        "seats_total": 5,
-        "seats_used": 1,
-        "decided_at": "2026-11-30T09:12:00.041Z",
-    }
-    decision.update(changes)  # type: ignore[typeddict-item]
-    return decision
 
 
 def answer_when_sent(
@@ -59,7 +46,7 @@ def answer_when_sent(
             for entry_id, fields in admin.xrange(REQUESTS_STREAM) or []:
                 request_id = _text((fields or {}).get(b"request_id"))
                 if entry_id is not None and request_id not in ignore:
-                    admin.rpush(decision_key(request_id), json.dumps(decided(request_id, **changes)))
+                    admin.rpush(decision_key(request_id), json.dumps(a_decision(request_id, **changes)))
                     admin.xdel(REQUESTS_STREAM, entry_id)
                     return
             time.sleep(0.01)
@@ -93,9 +80,9 @@ def test_the_host_client_enrols_and_reads_decisions_under_the_host_user_without_
         assert client.redis.ping()
         request_id = client.send("sitecore\\Bob", host="cms-prod-1", occurred_at="2026-11-30T09:12:00Z")
         assert client.peek(request_id) is None
-        admin.rpush(decision_key(request_id), json.dumps(decided(request_id)))
-        assert client.peek(request_id) == decided(request_id)
-        assert client.decision(request_id, timeout=5) == decided(request_id)
+        admin.rpush(decision_key(request_id), json.dumps(a_decision(request_id)))
+        assert client.peek(request_id) == a_decision(request_id)
+        assert client.decision(request_id, timeout=5) == a_decision(request_id)
         assert client.peek(request_id) is None
 
         answering = answer_when_sent(
@@ -125,7 +112,7 @@ def test_enrol_finds_the_hosts_redis_before_the_managers(
     answering = answer_when_sent(admin)
     decision = enrol("sitecore\\Bob", "start-1", timeout=10, host="cms-prod-1")
     answering.join()
-    assert decision == decided("start-1")
+    assert decision == a_decision("start-1")
 
 
 def test_a_wait_longer_than_the_connections_read_timeout_ends_as_a_timeout_or_a_decision(
@@ -140,10 +127,10 @@ def test_a_wait_longer_than_the_connections_read_timeout_ends_as_a_timeout_or_a_
         assert 1.4 < time.monotonic() - started < 3
 
         answering = threading.Timer(
-            1.2, lambda: admin.rpush(decision_key("start-later"), json.dumps(decided("start-later")))
+            1.2, lambda: admin.rpush(decision_key("start-later"), json.dumps(a_decision("start-later")))
         )
         answering.start()
-        assert client.decision("start-later", timeout=5) == decided("start-later")
+        assert client.decision("start-later", timeout=5) == a_decision("start-later")
         answering.join()
 
 

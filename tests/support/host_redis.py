@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from host_client import Decision
 from tests.support.workers import ROOT
 
 GUIDE = ROOT / "docs" / "host-integration.md"
@@ -89,3 +90,19 @@ def host_user(redis_url: str) -> Iterator[str]:
     finally:
         admin.execute_command("ACL", "DELUSER", name)
         admin.close()
+
+
+def a_decision(request_id: str, **changes: object) -> Decision:
+    """A decision document as the manager writes it, with `changes` applied."""
+    decision: Decision = {
+        "request_id": request_id,
+        "username": "sitecore\\bob",
+        "allowed": True,
+        "outcome": "granted",
+        "message": "Seat granted: 1 of 5 seats in use.",
+        "seats_total": 5,
+        "seats_used": 1,
+        "decided_at": "2026-11-30T09:12:00.041Z",
+    }
+    decision.update(changes)  # type: ignore[typeddict-item]
+    return decision

@@ -18,7 +18,6 @@ import redis
 from host_client import (
     DEFAULT_REDIS_URL,
     REQUESTS_STREAM,
-    Decision,
     EnrolmentClient,
     EnrolmentTimeout,
     MalformedDecision,
@@ -26,23 +25,11 @@ from host_client import (
     redact_url,
     redis_url_from_environment,
 )
+from tests.support.host_redis import a_decision
 
 URL = "redis://avtor-host:s3cret-pw@redis.example:6379/2"
 
 
-def a_decision(request_id: str, **changes: object) -> Decision:
-    decision: Decision = {
-        "request_id": request_id,
-        "username": "sitecore\\bob",
-        "allowed": True,
-        "outcome": "granted",
-        "message": "Seat granted: 1 of 5 seats in use.",
-        "seats_total": 5,
-        "seats_used": 1,
-        "decided_at": "2026-11-30T09:12:00.041Z",
-    }
-    decision.update(changes)  # type: ignore[typeddict-item]
-    return decision
 
 
 @pytest.fixture
